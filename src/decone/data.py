@@ -1,0 +1,352 @@
+"""Data readers for training files.
+
+* ``.txt``: one item per line; blank lines are skipped and counted.
+* ``.csv`` / ``.tsv``: a header row naming the columns.
+* ``.jsonl``: one JSON object a line.
+* a folder in SentEval's NLI layout (``s1.*``, ``s2.*``, ``labels.*``): (premise, entailment, contradiction) triples.
+
+A bad row raises :class:`~decone.errors.DataError` naming the file, the line and the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from decone.errors import DataError
+
+#: Characters kept of a very long line; the tokenizer truncates further to ``max_length`` tokens.
+MAX_LINE_CHARS = 20_000
+
+#: Accepted column names, in order of preference, for each role.
+COLUMN_ALIASES = {
+    "text": ("text", "sentence", "sent", "sent0", "word"),
+    "anchor": ("anchor", "sent0", "sentence1", "premise", "s1", "query"),
+    "positive": ("positive", "sent1", "sentence2", "entailment", "s2", "pos"),
+    "hard_negative": ("hard_negative", "hard_neg", "negative", "contradiction", "neg"),
+    "label": ("label", "labels", "class", "y"),
+}
+
+
+@dataclass
+class Dataset:
+    """Examples read from a file: each a tuple of texts (one per column), with labels for labelled data."""
+
+    examples: list[tuple[str, ...]]
+    source: str
+    labels: list[str] | None = None
+    skipped_blank: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+def _decode_lines(path: Path, encoding: str) -> list[str]:
+    """The file's lines, decoded one by one so that a bad byte is reported with its line number."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: file is empty")
+    lines = []
+    for number, chunk in enumerate(raw.split(b"\n"), start=1):
+        if b"\x00" in chunk:
+            raise DataError(f"{path}:{number}: NUL byte in line (is this a binary file?)")
+        try:
+            lines.append(chunk.decode(encoding).rstrip("\r"))
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{path}:{number}: invalid {encoding} bytes at column {exc.start + 1}; "
+                "pass --encoding (e.g. --encoding latin-1) if the file is not UTF-8"
+            ) from None
+        except LookupError:
+            raise DataError(f"{path}: unknown encoding {encoding!r}") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _clip(text: str, path: Path, number: int, warnings: list[str]) -> str:
+    if len(text) > MAX_LINE_CHARS:
+        warnings.append(
+            f"{path}:{number}: line of {len(text):,} characters cut to {MAX_LINE_CHARS:,} (the tokenizer keeps max_length tokens)"
+        )
+        return text[:MAX_LINE_CHARS]
+    return text
+
+
+def read_lines(path: str | Path, encoding: str = "utf-8") -> Dataset:
+    """One item per line; blank lines are skipped and counted. -> Dataset of 1-tuples."""
+    path = Path(path)
+    warnings: list[str] = []
+    examples, blank = [], 0
+    for number, line in enumerate(_decode_lines(path, encoding), start=1):
+        text = line.strip()
+        if not text:
+            blank += 1
+            continue
+        examples.append((_clip(text, path, number, warnings),))
+    if not examples:
+        raise DataError(f"{path}: no text: all {blank} lines are blank")
+    return Dataset(examples, str(path), skipped_blank=blank, warnings=warnings)
+
+
+def _records(path: Path, encoding: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    """(column names, [(line number, row dict)]) for .csv/.tsv/.jsonl."""
+    suffix = path.suffix.lower()
+    lines = _decode_lines(path, encoding)
+    if suffix == ".jsonl":
+        rows, names = [], {}
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+            names.update(dict.fromkeys(obj))
+            rows.append((number, obj))
+        return list(names), rows
+    delimiter = "\t" if suffix == ".tsv" else ","
+    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter,
+                        quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+    try:
+        table = list(reader)
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: malformed {suffix[1:].upper()} ({exc})") from None
+    if not table:
+        raise DataError(f"{path}: file is empty")
+    header = [h.strip() for h in table[0]]
+    rows = []
+    for number, cells in enumerate(table[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise DataError(f"{path}:{number}: {len(cells)} fields, the header has {len(header)}")
+        rows.append((number, dict(zip(header, cells))))
+    return header, rows
+
+
+def resolve_column(path: Path, names: Sequence[str], role: str, explicit: str | None = None, required: bool = True) -> str | None:
+    """The column that plays ``role`` (an explicit name, else the first alias present)."""
+    if explicit:
+        if explicit not in names:
+            raise DataError(f"{path}: missing column {explicit!r} (columns: {', '.join(names) or 'none'})")
+        return explicit
+    for alias in COLUMN_ALIASES[role]:
+        if alias in names:
+            return alias
+    if required:
+        raise DataError(
+            f"{path}: missing column {role!r} (expected one of {', '.join(COLUMN_ALIASES[role])}; "
+            f"columns: {', '.join(names) or 'none'})"
+        )
+    return None
+
+
+def read_table(
+    path: str | Path,
+    roles: Sequence[str],
+    optional: Sequence[str] = (),
+    columns: dict[str, str] | None = None,
+    encoding: str = "utf-8",
+) -> tuple[list[tuple[str, ...]], list[str | None], list[str]]:
+    """Read named columns from .csv/.tsv/.jsonl.
+
+    Args:
+        roles: required roles (e.g. ``["anchor", "positive"]``); each must be non-empty on every row.
+        optional: roles that may be absent as a column; if present they must be non-empty too.
+        columns: explicit column names per role, overriding the aliases.
+
+    Returns:
+        (rows of texts in role order, the optional role's values or None, warnings)
+    """
+    path = Path(path)
+    columns = columns or {}
+    names, records = _records(path, encoding)
+    wanted = [(r, resolve_column(path, names, r, columns.get(r))) for r in roles]
+    wanted += [(r, c) for r in optional if (c := resolve_column(path, names, r, columns.get(r), required=False))]
+    rows, warnings = [], []
+    for number, record in records:
+        values = []
+        for role, column in wanted:
+            value = record.get(column)
+            if value is None:
+                raise DataError(f"{path}:{number}: missing field {column!r}")
+            value = str(value).strip()
+            if not value:
+                raise DataError(f"{path}:{number}: empty {role} (column {column!r})")
+            values.append(_clip(value, path, number, warnings))
+        rows.append(tuple(values))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows, [c for _, c in wanted], warnings
+
+
+def nli_triples(folder: str | Path, splits: Sequence[str] = ("dev", "test")) -> Dataset:
+    """(premise, entailment hypothesis, contradiction hypothesis) triples from SentEval's SNLI layout.
+
+    For each premise with at least one entailment and one contradiction hypothesis, pair them up in order (as
+    SimCSE's supervised NLI data does). ``folder`` holds ``s1.<split>``, ``s2.<split>``, ``labels.<split>``.
+    """
+    folder = Path(folder)
+    entail, contra = defaultdict(list), defaultdict(list)
+    order: list[str] = []
+    found = False
+    for split in splits:
+        files = [folder / f"{name}.{split}" for name in ("s1", "s2", "labels")]
+        if not all(f.exists() for f in files):
+            continue
+        found = True
+        s1, s2, labels = ([line.strip() for line in _decode_lines(f, "utf-8")] for f in files)
+        if not len(s1) == len(s2) == len(labels):
+            raise DataError(f"{files[0]}: {len(s1)} premises but {len(s2)} hypotheses and {len(labels)} labels")
+        for number, (p, h, y) in enumerate(zip(s1, s2, labels), start=1):
+            if y not in ("entailment", "neutral", "contradiction"):
+                raise DataError(f"{files[2]}:{number}: unknown NLI label {y!r}")
+            if p not in entail and p not in contra:
+                order.append(p)
+            if y == "entailment":
+                entail[p].append(h)
+            elif y == "contradiction":
+                contra[p].append(h)
+    if not found:
+        raise DataError(f"{folder}: no SNLI files (expected s1.dev, s2.dev, labels.dev)")
+    triples = [(p, e, c) for p in order for e, c in zip(entail[p], contra[p])]
+    if not triples:
+        raise DataError(f"{folder}: no premise has both an entailment and a contradiction hypothesis")
+    return Dataset(triples, str(folder))
+
+
+def default_words(n: int = 10_000) -> Dataset:
+    """The ``n`` most frequent English words (wordfreq), Mirror-BERT's lexical training recipe (Liu et al. 2021)."""
+    from wordfreq import top_n_list
+
+    return Dataset([(w,) for w in top_n_list("en", n)], f"wordfreq:en:top{n}")
+
+
+def read_dataset(
+    path: str | Path | None,
+    kind: str,
+    columns: dict[str, str] | None = None,
+    encoding: str = "utf-8",
+) -> Dataset:
+    """Read training data for a method's data kind.
+
+    Args:
+        path: the file (or an SNLI folder for ``triples``); ``None`` only for ``words`` (the wordfreq default).
+        kind: ``sentences`` or ``words`` (one text per example), ``triples`` (anchor, positive[, hard negative]) or
+            ``labelled`` (text, label).
+    """
+    if path is None:
+        if kind == "words":
+            return default_words()
+        raise DataError(f"no --data given: this method needs a file of {kind}")
+    path = Path(path)
+    if kind == "triples" and path.is_dir():
+        data = nli_triples(path)
+    elif path.suffix.lower() in (".csv", ".tsv", ".jsonl"):
+        if kind in ("sentences", "words"):
+            rows, _, warnings = read_table(path, ["text"], columns=columns, encoding=encoding)
+            data = Dataset(rows, str(path), warnings=warnings)
+        elif kind == "triples":
+            rows, _, warnings = read_table(path, ["anchor", "positive"], ["hard_negative"], columns, encoding)
+            if len({len(r) for r in rows}) != 1:
+                raise DataError(f"{path}: some rows have a hard negative and some do not")
+            data = Dataset(rows, str(path), warnings=warnings)
+        elif kind == "labelled":
+            rows, _, warnings = read_table(path, ["text", "label"], columns=columns, encoding=encoding)
+            data = Dataset([r[:1] for r in rows], str(path), labels=[r[1] for r in rows], warnings=warnings)
+        else:
+            raise DataError(f"unknown data kind {kind!r}")
+    elif kind in ("sentences", "words"):
+        data = read_lines(path, encoding)
+    elif kind == "triples":
+        data = _read_tab_rows(path, encoding)
+    else:
+        raise DataError(f"{path}: {kind} data must be .csv, .tsv or .jsonl with named columns")
+    check_contrastive(data)
+    return data
+
+
+def _read_tab_rows(path: Path, encoding: str) -> Dataset:
+    """A headerless .txt of tab-separated (anchor, positive[, hard negative]) rows."""
+    rows, width = [], None
+    for number, line in enumerate(_decode_lines(path, encoding), start=1):
+        if not line.strip():
+            continue
+        cells = [c.strip() for c in line.split("\t")]
+        if len(cells) not in (2, 3) or (width is not None and len(cells) != width):
+            raise DataError(f"{path}:{number}: expected {width or '2 or 3'} tab-separated fields, got {len(cells)}")
+        width = len(cells)
+        for name, cell in zip(("anchor", "positive", "hard negative"), cells):
+            if not cell:
+                raise DataError(f"{path}:{number}: empty {name}")
+        rows.append(tuple(cells))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return Dataset(rows, str(path))
+
+
+def check_contrastive(data: Dataset) -> None:
+    """A contrastive batch needs two different examples; identical examples make every negative a false one."""
+    if len(data) < 2:
+        raise DataError(f"{data.source}: only {len(data)} example; contrastive learning needs at least 2 (in-batch negatives)")
+    distinct = len(set(data.examples))
+    if distinct == 1:
+        data.warnings.append(f"{data.source}: all {len(data)} examples are identical: every in-batch negative is a false negative")
+    elif distinct < 0.5 * len(data):
+        data.warnings.append(f"{data.source}: only {distinct} distinct examples of {len(data)}: many in-batch negatives are false negatives")
+
+
+def read_scored_pairs(path: str | Path, encoding: str = "utf-8") -> list[tuple[str, str, float]]:
+    """(sentence1, sentence2, score) rows for dev evaluation.
+
+    Accepts STS Benchmark files (``sts-dev.csv``: tab-separated genre, file, year, id, score, s1, s2, no header) and
+    .csv/.tsv/.jsonl files with ``sentence1``, ``sentence2`` and ``score`` columns.
+    """
+    path = Path(path)
+    lines = _decode_lines(path, encoding)
+    first = lines[0].split("\t") if lines else []
+    if len(first) >= 7 and _is_float(first[4]):  # STS Benchmark layout
+        pairs = []
+        for number, line in enumerate(lines, start=1):
+            cells = line.split("\t")
+            if not line.strip():
+                continue
+            if len(cells) < 7 or not _is_float(cells[4]):
+                raise DataError(f"{path}:{number}: expected 7 tab-separated fields with a score in field 5")
+            pairs.append((cells[5].strip(), cells[6].strip(), float(cells[4])))
+        return pairs
+    names, records = _records(path, encoding)
+    s1 = resolve_column(path, names, "anchor")
+    s2 = resolve_column(path, names, "positive")
+    score = next((c for c in ("score", "label", "similarity", "gold") if c in names), None)
+    if score is None:
+        raise DataError(f"{path}: missing column 'score' (columns: {', '.join(names)})")
+    pairs = []
+    for number, record in records:
+        if not _is_float(record.get(score)):
+            raise DataError(f"{path}:{number}: score {record.get(score)!r} is not a number")
+        pairs.append((str(record[s1]).strip(), str(record[s2]).strip(), float(record[score])))
+    if len(pairs) < 3:
+        raise DataError(f"{path}: {len(pairs)} scored pairs; a Spearman correlation needs at least 3")
+    return pairs
+
+
+def _is_float(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
