@@ -29,6 +29,8 @@ class Method:
         views: ``views(config, tokenizer) -> ViewFn`` that turns a batch into the views to contrast.
         loss: ``loss(config) -> nn.Module`` taking ``(views: list[(B, d)], labels)``.
         defaults: the paper's hyper-parameters; keys are :class:`~decone.train.TrainConfig` fields.
+        sampler: optional ``sampler(dataset, batch_size, seed, epoch) -> list[index array]`` replacing the default
+            length-grouped random batches (e.g. to guarantee positives per class for SupCon).
     """
 
     name: str
@@ -38,6 +40,7 @@ class Method:
     views: Callable[[Any, Any], augment.ViewFn]
     loss: Callable[[Any], nn.Module]
     defaults: dict = field(default_factory=dict)
+    sampler: Callable[..., list] | None = None
 
 
 METHODS: dict[str, Method] = {}

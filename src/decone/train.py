@@ -323,7 +323,13 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     labels_all = getattr(loss_fn, "encode_labels", lambda d: None)(data)
 
     lengths = [sum(len(t) for t in ex) for ex in data.examples]
-    per_epoch = len(batch_order(lengths, cfg.batch_size, cfg.seed, 0, cfg.group_by_length))
+
+    def epoch_batches(epoch: int) -> list[np.ndarray]:
+        if method.sampler is not None:
+            return method.sampler(data, cfg.batch_size, cfg.seed, epoch)
+        return batch_order(lengths, cfg.batch_size, cfg.seed, epoch, cfg.group_by_length)
+
+    per_epoch = len(epoch_batches(0))
     if per_epoch == 0:
         raise ConfigError(f"{data.source}: {len(data)} examples make no batch of >= 2")
     total = cfg.max_steps or cfg.epochs * per_epoch
@@ -363,7 +369,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
         while state.step < total:
             epoch, offset = divmod(state.step, per_epoch)
             state.epoch = epoch
-            batches = batch_order(lengths, cfg.batch_size, cfg.seed, epoch, cfg.group_by_length)
+            batches = epoch_batches(epoch)
             for idx in batches[offset:]:
                 batch = [data.examples[i] for i in idx]
                 rng = random.Random(cfg.seed * 1_000_003 + state.step)
@@ -399,7 +405,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
                     row.update(step=state.step, eval_spearman=round(score, 4))
                     if state.best_metric is None or score > state.best_metric:
                         state.best_metric, state.best_step = score, state.step
-                        _save_model(encoder, out, cfg, state, t_start, trained_examples, final=False)
+                        _save_model(model, out, cfg, state, t_start, trained_examples, final=False)
                 row = _merge(row, [cb.on_step_end(state) for cb in callbacks])
                 if row:
                     row.setdefault("step", state.step)
@@ -416,7 +422,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
         save_checkpoint(out, model, optimizer, scheduler, state)
         summary = _summary(cfg, state, elapsed, trained_examples)
         if evaluator is None:
-            _save_model(encoder, out, cfg, state, t_start, trained_examples, final=True)
+            _save_model(model, out, cfg, state, t_start, trained_examples, final=True)
         else:  # the best checkpoint is already saved; record the summary
             _update_summary(out, summary)
         for cb in callbacks:
@@ -439,10 +445,13 @@ def _summary(cfg: TrainConfig, state: TrainState, elapsed: float, examples: int)
     }
 
 
-def _save_model(encoder: Encoder, out: Path, cfg: TrainConfig, state: TrainState, t_start: float, examples: int,
+def _save_model(model: Trainable, out: Path, cfg: TrainConfig, state: TrainState, t_start: float, examples: int,
                 final: bool) -> None:
+    """Save the encoder (and whatever the loss keeps, e.g. a classifier head) to the output folder."""
     summary = _summary(cfg, state, time.perf_counter() - t_start, examples)
-    warnings = encoder.save(out, meta={"method": cfg.method, "config": asdict(cfg), "summary": summary})
+    warnings = model.encoder.save(out, meta={"method": cfg.method, "config": asdict(cfg), "summary": summary})
+    if hasattr(model.loss, "save_extra"):
+        model.loss.save_extra(out)
     for w in warnings:
         if final or state.best_step == state.step:
             _warn(w)

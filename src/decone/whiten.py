@@ -55,7 +55,7 @@ def fit_whitening(x, dim: int | None = None, source: str = "the data") -> tuple[
         raise DataError(f"{source}: embeddings contain NaN or infinite values")
     mu = x.mean(axis=0)
     cov = np.cov(x - mu, rowvar=False).reshape(d, d)
-    u, s, _ = np.linalg.svd(cov)
+    s, u = _eigh_desc(cov)  # cov = U diag(s) U^T: for a symmetric PSD matrix the SVD is the eigendecomposition
     rank = int((s > s[0] * RANK_TOL).sum()) if s[0] > 0 else 0
     if rank < dim:
         raise DataError(
@@ -106,7 +106,7 @@ def whiten_encoder(encoder, sentences: Sequence[str], dim: int | None = None, ba
     mu, w = fit_whitening(x, dim, source)
     layer = whitening_layer(mu, w).to(encoder.device)
     encoder.dense.append(layer)
-    var = np.linalg.svd(np.cov(x - mu, rowvar=False).reshape(x.shape[1], x.shape[1]), compute_uv=False)
+    var = _eigh_desc(covariance(x))[0]
     return {
         "dim_in": int(x.shape[1]),
         "dim": int(w.shape[1]),
@@ -156,6 +156,14 @@ def whiten(
     say(f"saved the whitened encoder ({info['dim_in']} -> {info['dim']} dims, "
         f"{info['explained_variance']:.1%} of the variance kept) to {output}")
     return {**info, "warnings": list(warnings)}
+
+
+def _eigh_desc(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending, clipped at 0) and eigenvectors (columns) of a symmetric matrix, single-threaded."""
+    from decone.diagnostics.metrics import eigh
+
+    s, u = eigh(a)
+    return np.clip(s[::-1], 0.0, None), u[:, ::-1]
 
 
 def covariance(x) -> np.ndarray:

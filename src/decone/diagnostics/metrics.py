@@ -17,11 +17,11 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Sequence
 
 import numpy as np
-from scipy.special import logsumexp
 
 #: Default number of random pairs for :func:`avg_cosine`.
 DEFAULT_PAIRS = 10_000
@@ -78,15 +78,41 @@ def avg_cosine(x, n_pairs: int = DEFAULT_PAIRS, seed: int = 0) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- spectra
+def serial_lapack():
+    """A context that runs LAPACK single-threaded. OpenBLAS's threaded eigensolvers on these small (d x d) matrices
+    are up to 100x slower when the cores are busy (e.g. beside a training run); one thread is fast and predictable."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def eigh(a: np.ndarray, eigvals_only: bool = False):
+    """Symmetric eigendecomposition (ascending), single-threaded (see :func:`serial_lapack`)."""
+    with serial_lapack():
+        return np.linalg.eigvalsh(a) if eigvals_only else np.linalg.eigh(a)
+
+
+def _centered_gram_eigvals(x: np.ndarray, center: bool = True) -> np.ndarray:
+    """Eigenvalues of (x - mean)^T (x - mean), descending, clipped at 0: the squared singular values of the centred
+    matrix, via the d x d Gram matrix (much faster than an SVD of a tall n x d matrix)."""
+    if center:
+        x = x - x.mean(axis=0)
+    if x.shape[0] < x.shape[1]:  # wide: the n x n Gram matrix has the same non-zero eigenvalues
+        ev = eigh(x @ x.T, eigvals_only=True)
+        ev = np.concatenate([ev, np.zeros(x.shape[1] - x.shape[0])])
+    else:
+        ev = eigh(x.T @ x, eigvals_only=True)
+    return np.clip(np.sort(ev)[::-1], 0.0, None)
+
+
 def pca_variances(x) -> np.ndarray:
-    """Variances along the principal directions (eigenvalues of the sample covariance, ddof=1), descending, (d,)."""
+    """Variances along the principal directions (eigenvalues of the sample covariance, ddof=1), descending, (d,).
+
+    With n <= d at most n - 1 of them are non-zero."""
     x = as_matrix(x)
-    centered = x - x.mean(axis=0)
-    s = np.linalg.svd(centered, compute_uv=False)
-    var = s**2 / (len(x) - 1)
-    out = np.zeros(x.shape[1])
-    out[: len(var)] = var  # n < d leaves d - n + 1 directions with no variance
-    return out
+    return _centered_gram_eigvals(x) / (len(x) - 1)
 
 
 def variance_shares(x, ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
@@ -94,7 +120,10 @@ def variance_shares(x, ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
 
     A zero-variance matrix (all rows equal) gives 1.0 for every k.
     """
-    var = pca_variances(x)
+    return _shares(pca_variances(x), ks)
+
+
+def _shares(var: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
     total = var.sum()
     if total <= 0:
         return {int(k): 1.0 for k in ks}
@@ -103,11 +132,8 @@ def variance_shares(x, ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
 
 
 def singular_values(x, center: bool = True) -> np.ndarray:
-    """Singular values of the (centred) matrix, descending."""
-    x = as_matrix(x)
-    if center:
-        x = x - x.mean(axis=0)
-    return np.linalg.svd(x, compute_uv=False)
+    """Singular values of the (centred) matrix, descending, (d,) (zeros past rank n)."""
+    return np.sqrt(_centered_gram_eigvals(as_matrix(x), center))
 
 
 def effective_rank(x, center: bool = True) -> float:
@@ -117,7 +143,10 @@ def effective_rank(x, center: bool = True) -> float:
     matrix by default (the spread around the centroid, as PCA sees it); ``center=False`` includes the mean direction.
     A zero matrix gives 0.
     """
-    s = singular_values(x, center)
+    return _erank(singular_values(x, center))
+
+
+def _erank(s: np.ndarray) -> float:
     total = s.sum()
     if total <= 0:
         return 0.0
@@ -141,11 +170,15 @@ def isoscore(x) -> float:
     With fewer points than dimensions at most n - 1 directions carry variance, which caps the score; use n >> d.
     A cloud with no variance at all (every row equal) gets 0.
     """
-    x = as_matrix(x)
-    d = x.shape[1]
+    return isoscore_from_variances(pca_variances(x))
+
+
+def isoscore_from_variances(var: np.ndarray) -> float:
+    """IsoScore from the PCA variance vector (steps 4-7 of :func:`isoscore`)."""
+    var = np.asarray(var, dtype=np.float64)
+    d = len(var)
     if d < 2:
         raise ValueError("IsoScore needs at least 2 dimensions")
-    var = pca_variances(x)
     norm = np.linalg.norm(var)
     if norm <= 0:
         return 0.0
@@ -170,10 +203,15 @@ def partition_isotropy(x, normalize: bool = False) -> float:
     x = as_matrix(x)
     if normalize:
         x = unit_rows(x)
-    _, vecs = np.linalg.eigh(x.T @ x)
+    _, vecs = eigh(x.T @ x)
     proj = x @ vecs  # (n, d): c . w for every principal direction c
-    log_z = np.concatenate([logsumexp(proj, axis=0), logsumexp(-proj, axis=0)])
+    log_z = np.concatenate([_logsumexp_cols(proj), _logsumexp_cols(-proj)])
     return float(math.exp(log_z.min() - log_z.max()))
+
+
+def _logsumexp_cols(a: np.ndarray) -> np.ndarray:
+    top = a.max(axis=0)
+    return np.log(np.exp(a - top).sum(axis=0)) + top
 
 
 # ---------------------------------------------------------------------------------------------- norms
@@ -206,16 +244,15 @@ def uniformity(x, t: float = 2.0, block: int = 512) -> float:
     """
     x = unit_rows(as_matrix(x))
     n = len(x)
-    log_sums, count = [], 0
+    total, count = 0.0, 0
     for start in range(0, n - 1, block):
         stop = min(start + block, n)
         gram = x[start:stop] @ x[start + 1 :].T  # rows start..stop-1 against columns start+1..n-1
-        sq = np.maximum(2.0 - 2.0 * gram, 0.0)
         upper = np.arange(start + 1, n)[None, :] > np.arange(start, stop)[:, None]  # pairs i < j only
-        vals = -t * sq[upper]
-        log_sums.append(logsumexp(vals))
-        count += vals.size
-    return float(logsumexp(log_sums) - math.log(count))
+        # exp(-t * ||x - y||^2) with ||x - y||^2 = 2 - 2 cos, in [exp(-4t), 1]: no over- or underflow
+        total += float(np.exp(-t * np.maximum(2.0 - 2.0 * gram[upper], 0.0)).sum())
+        count += int(upper.sum())
+    return float(math.log(total / count))
 
 
 # ---------------------------------------------------------------------------------------------- all at once
@@ -232,16 +269,17 @@ def sentence_metrics(x, n_pairs: int = DEFAULT_PAIRS, seed: int = 0) -> dict[str
     ``partition_isotropy_unit`` on unit-normalised rows.
     """
     x = as_matrix(x)
-    shares = variance_shares(x, (1, 5, 10))
+    var = pca_variances(x)  # one eigendecomposition for IsoScore, the shares and the effective rank
+    shares = _shares(var, (1, 5, 10))
     out = {
         "avg_cosine": avg_cosine(x, n_pairs, seed),
-        "isoscore": isoscore(x),
+        "isoscore": isoscore_from_variances(var),
         "partition_isotropy": partition_isotropy(x),
         "partition_isotropy_unit": partition_isotropy(x, normalize=True),
         "var_top1": shares[1],
         "var_top5": shares[5],
         "var_top10": shares[10],
-        "effective_rank": effective_rank(x),
+        "effective_rank": _erank(np.sqrt(var * (len(x) - 1))),
         **norm_stats(x),
         "n": int(x.shape[0]),
         "dim": int(x.shape[1]),

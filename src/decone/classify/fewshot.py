@@ -1,0 +1,360 @@
+"""The few-shot / label-noise protocol of Gunel et al. (2021, sections 5.2-5.3) for CE vs CE + SCL fine-tuning.
+
+For each setting (shots N, noise fraction p, lambda) and seed s:
+
+1. sample a class-balanced training set of N examples from the task's training pool (N // C per class, the
+   remainder to randomly chosen classes); the sample depends on (s, N) only, so runs that differ in p or lambda see
+   the same sentences and the comparison is paired;
+2. flip exactly ``round(p * N)`` of its labels, chosen uniformly, each to a uniformly chosen OTHER class (depends on
+   (s, N, p) only: CE and CE + SCL see the same noisy labels);
+3. fine-tune a fresh copy of the model with :func:`decone.train.fit` (method ``scl`` with that lambda; lambda = 0 is
+   plain cross-entropy), in a temporary folder;
+4. reload the saved classifier and measure accuracy on the task's (fixed) test set.
+
+One JSON line per finished run goes to ``runs.jsonl`` in the output folder; a rerun skips the runs already there, so
+an interrupted grid resumes where it stopped. The settings that change results (model, lr, epochs, ...) are kept in
+``fewshot.json`` and a rerun with other settings is refused (use another folder, or ``--overwrite``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from decone.errors import ConfigError, DataError
+
+RUNS_FILE = "runs.jsonl"
+CONFIG_FILE = "fewshot.json"
+RESULTS_FILE = "results.md"
+FEATURES_DIR = "features"
+#: Settings that change the results; a resumed grid must keep them.
+RESULT_SETTINGS = ("task", "model", "epochs", "max_steps", "batch_size", "lr", "temperature", "max_length", "pooling",
+                   "warmup_ratio", "test_size", "bf16")
+
+
+@dataclass
+class FewShotConfig:
+    """A few-shot grid. ``seeds`` is a count: seeds 0 .. seeds-1."""
+
+    task: str
+    model: str
+    output: str
+    shots: list[int] = field(default_factory=lambda: [20, 100, 1000])
+    seeds: int = 5
+    noise: list[float] = field(default_factory=lambda: [0.0])
+    lambdas: list[float] = field(default_factory=lambda: [0.0, 0.9])
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 16
+    lr: float = 2e-5
+    temperature: float = 0.3
+    max_length: int = 64
+    pooling: str | None = None
+    warmup_ratio: float = 0.0
+    test_size: int = 0
+    bf16: bool | None = None
+    data_dir: str | None = None
+    feature_seeds: int = 1
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        from decone.classify.scl import check_lambda
+
+        if not self.shots or any(s < 2 for s in self.shots):
+            raise ConfigError(f"--shots must be a list of integers >= 2, got {self.shots}")
+        if self.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {self.seeds}")
+        if not self.noise or any(not 0.0 <= p < 1.0 for p in self.noise):
+            raise ConfigError(f"--noise must be fractions in [0, 1), got {self.noise}")
+        if not self.lambdas:
+            raise ConfigError("--lambda needs at least one value")
+        for lam in self.lambdas:
+            check_lambda(lam)
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if self.batch_size < 2:
+            raise ConfigError(f"--batch-size must be >= 2, got {self.batch_size}")
+        if not self.lr > 0 or not self.temperature > 0:
+            raise ConfigError("--lr and --temperature must be > 0")
+        if self.test_size < 0:
+            raise ConfigError(f"--test-size must be >= 0 (0: the whole test set), got {self.test_size}")
+
+
+# ---------------------------------------------------------------------------------------------------------- sampling
+def sample_balanced(labels: Sequence[str], classes: Sequence[str], shots: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a class-balanced sample of ``shots`` examples: ``shots // C`` per class, the remainder to randomly
+    chosen classes (one extra each). Sorted.
+
+    Raises:
+        ConfigError: fewer than 2 shots per class (the contrastive term needs a positive).
+        DataError: a class has fewer examples than it needs.
+    """
+    labels = np.asarray(labels)
+    c = len(classes)
+    if shots < 2 * c:
+        raise ConfigError(f"{shots} shots for {c} classes: need at least 2 per class ({2 * c})")
+    per = np.full(c, shots // c)
+    per[rng.permutation(c)[: shots % c]] += 1
+    chosen = []
+    for k, name in enumerate(classes):
+        idx = np.flatnonzero(labels == name)
+        if len(idx) < per[k]:
+            raise DataError(f"class {name!r} has {len(idx)} training examples; {per[k]} needed for {shots} shots")
+        chosen.append(rng.choice(idx, size=per[k], replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def flip_labels(labels: Sequence[str], fraction: float, classes: Sequence[str],
+                rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+    """Flip exactly ``round(fraction * N)`` labels (half up), chosen uniformly without replacement, each to a class
+    drawn uniformly from the OTHER classes. -> (new labels, sorted flipped indices)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"noise fraction must be in [0, 1], got {fraction}")
+    classes = list(classes)
+    if len(classes) < 2:
+        raise ConfigError("label noise needs at least 2 classes")
+    n = len(labels)
+    n_flip = int(math.floor(fraction * n + 0.5))
+    flipped = np.sort(rng.choice(n, size=n_flip, replace=False)) if n_flip else np.zeros(0, dtype=np.int64)
+    out = list(labels)
+    for i in flipped:
+        others = [c for c in classes if c != out[i]]
+        out[i] = others[int(rng.integers(len(others)))]
+    return out, flipped
+
+
+# ---------------------------------------------------------------------------------------------------------- one run
+def run_key(row: dict) -> tuple:
+    return (int(row["shots"]), round(float(row["noise"]), 6), round(float(row["lambda"]), 6), int(row["seed"]))
+
+
+def train_and_evaluate(cfg: FewShotConfig, pool: list, test: list, classes: list[str], shots: int, noise: float,
+                       lam: float, seed: int, features_path: Path | None = None) -> dict:
+    """One run of the protocol (steps 1-4 above). -> its result row."""
+    from rich.console import Console
+
+    from decone.classify.model import Classifier
+    from decone.classify.scl import lambda_override
+    from decone.data import Dataset
+    from decone.train import Interrupted, TrainConfig, fit
+
+    t0 = time.perf_counter()
+    pool_labels = [y for _, y in pool]
+    sample = sample_balanced(pool_labels, classes, shots, np.random.default_rng([seed, shots, 1]))
+    texts = [pool[i][0] for i in sample]
+    gold = [pool[i][1] for i in sample]
+    noisy, flipped = flip_labels(gold, noise, classes, np.random.default_rng([seed, shots, int(round(noise * 1e6)), 2]))
+    data = Dataset([(t,) for t in texts], f"{cfg.task} {shots}-shot (noise {noise}, seed {seed})", labels=noisy)
+    data.label_names = list(classes)  # the task's classes, even if noise left one out of the sample
+
+    tmp = Path(tempfile.mkdtemp(prefix="decone-fewshot-"))
+    try:
+        values = dict(method="scl", model=cfg.model, output=str(tmp / "model"), epochs=cfg.epochs,
+                      max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr, temperature=cfg.temperature,
+                      max_length=cfg.max_length, pooling=cfg.pooling, seed=seed, bf16=cfg.bf16,
+                      warmup_ratio=cfg.warmup_ratio, save_every=1_000_000, log_every=1_000_000, overwrite=True)
+        if "scl_lambda" in TrainConfig.__dataclass_fields__:
+            values["scl_lambda"] = lam
+        quiet = Console(file=io.StringIO())
+        t_train = time.perf_counter()
+        with lambda_override(lam):
+            try:
+                summary = fit(TrainConfig(**values), data=data, console=quiet)
+            except Interrupted:
+                raise Interrupted("interrupted; the finished runs are kept in runs.jsonl: rerun the same command to "
+                                  "continue") from None
+        train_s = time.perf_counter() - t_train
+        clf = Classifier.load(tmp / "model")
+        t_eval = time.perf_counter()
+        features = clf.features([t for t, _ in test], batch_size=128, bf16=cfg.bf16, show_progress=False)
+        probs = clf.probabilities_from_features(features)
+        pred = probs.argmax(axis=1)
+        y_test = clf.label_indices([y for _, y in test], source=f"{cfg.task} test set")
+        accuracy = float((pred == y_test).mean())
+        eval_s = time.perf_counter() - t_eval
+        if features_path is not None:
+            features_path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(features_path, features.astype(np.float16))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "task": cfg.task, "shots": shots, "noise": noise, "lambda": lam, "seed": seed,
+        "accuracy": round(accuracy, 6), "n_train": len(texts), "n_flipped": int(len(flipped)), "n_test": len(test),
+        "steps": summary["steps"], "final_loss": summary["final_loss"],
+        "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "wall_s": round(time.perf_counter() - t0, 2),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------- the grid
+def read_runs(path: Path) -> list[dict]:
+    """Finished runs; a torn last line (a crash while writing) is dropped from the file."""
+    if not path.exists():
+        return []
+    rows, good = [], 0
+    raw = path.read_bytes()
+    for line in raw.split(b"\n"):
+        if not line.strip():
+            good += len(line) + 1
+            continue
+        try:
+            rows.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            break
+        good += len(line) + 1
+    if good < len(raw):
+        with open(path, "r+b") as f:
+            f.truncate(min(good, len(raw)))
+    return rows
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _check_settings(out: Path, settings: dict, overwrite: bool) -> None:
+    path = out / CONFIG_FILE
+    if overwrite:
+        for name in (RUNS_FILE, CONFIG_FILE, RESULTS_FILE):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / FEATURES_DIR, ignore_errors=True)
+    elif path.exists():
+        old = json.loads(path.read_text())
+        for key in RESULT_SETTINGS:
+            if old.get(key) != settings.get(key):
+                raise ConfigError(f"{out}: holds runs with {key}={old.get(key)!r}, now {settings.get(key)!r}; "
+                                  "use another --output or pass --overwrite")
+    elif (out / RUNS_FILE).exists():
+        raise ConfigError(f"{out}: has {RUNS_FILE} but no {CONFIG_FILE}; use another --output or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def feature_file(out: Path, shots: int, noise: float, lam: float, seed: int) -> Path:
+    return out / FEATURES_DIR / f"shots{shots}_noise{noise:g}_lambda{lam:g}_seed{seed}.npy"
+
+
+def run_grid(cfg: FewShotConfig, log: Callable[[str], None] = print) -> list[dict]:
+    """Run every (shots, noise, lambda, seed) not yet in ``runs.jsonl``. -> all rows of this grid."""
+    from decone.classify.tasks import canonical_task, fewshot_splits, load_task
+
+    cfg.validate()
+    cfg.task = canonical_task(cfg.task)
+    out = Path(cfg.output)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: output exists and is a file")
+    task = load_task(cfg.task, cfg.data_dir)
+    pool, test = fewshot_splits(task, cfg.test_size)
+    classes = list(task["labels"])
+    unknown = sorted({y for _, y in test} - set(classes))
+    if unknown:
+        raise DataError(f"{cfg.task} test set: labels {unknown} are not among the training classes {classes}")
+    settings = {k: getattr(cfg, k) for k in RESULT_SETTINGS}
+    _check_settings(out, settings, cfg.overwrite)
+    (out / FEATURES_DIR).mkdir(exist_ok=True)
+    labels_file = out / FEATURES_DIR / "test_labels.json"
+    if not labels_file.exists():
+        labels_file.write_text(json.dumps({"task": cfg.task, "classes": classes, "labels": [y for _, y in test]}) + "\n")
+
+    runs_path = out / RUNS_FILE
+    done = {run_key(r): r for r in read_runs(runs_path)}
+    grid = [(s, p, lam, seed) for s in cfg.shots for p in cfg.noise for seed in range(cfg.seeds) for lam in cfg.lambdas]
+    todo = [g for g in grid if run_key(dict(shots=g[0], noise=g[1], **{"lambda": g[2]}, seed=g[3])) not in done]
+    log(f"{cfg.task}: pool {len(pool):,} training examples, test {len(test):,}, {len(classes)} classes; "
+        f"{len(grid)} runs, {len(grid) - len(todo)} already done")
+    t0 = time.perf_counter()
+    for k, (shots, noise, lam, seed) in enumerate(todo, start=1):
+        fpath = feature_file(out, shots, noise, lam, seed) if seed < cfg.feature_seeds else None
+        row = train_and_evaluate(cfg, pool, test, classes, shots, noise, lam, seed, fpath)
+        _append(runs_path, row)
+        done[run_key(row)] = row
+        elapsed = time.perf_counter() - t0
+        log(f"[{k}/{len(todo)}] shots {shots}, noise {noise:g}, lambda {lam:g}, seed {seed}: accuracy "
+            f"{100 * row['accuracy']:.2f} ({row['steps']} steps, {row['wall_s']:.1f} s; "
+            f"~{elapsed / k * (len(todo) - k) / 60:.1f} min left)")
+    return [done[run_key(dict(shots=s, noise=p, **{"lambda": lam}, seed=seed))] for s, p, lam, seed in grid]
+
+
+# ---------------------------------------------------------------------------------------------------------- summaries
+def summarize(rows: Sequence[dict]) -> list[dict]:
+    """One row per (shots, noise, lambda): runs, mean and std (ddof=1) of accuracy, and the paired difference to
+    lambda = 0 over the seeds both have (mean and std of the per-seed differences)."""
+    groups: dict[tuple, dict[int, float]] = {}
+    for r in rows:
+        key = (int(r["shots"]), float(r["noise"]), float(r["lambda"]))
+        groups.setdefault(key, {})[int(r["seed"])] = float(r["accuracy"])
+    out = []
+    for (shots, noise, lam), by_seed in sorted(groups.items()):
+        acc = np.array(list(by_seed.values()))
+        row = {"shots": shots, "noise": noise, "lambda": lam, "runs": len(acc), "mean": float(acc.mean()),
+               "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, "delta": None, "delta_std": None}
+        base = groups.get((shots, noise, 0.0))
+        if lam != 0.0 and base:
+            common = sorted(set(base) & set(by_seed))
+            if common:
+                d = np.array([by_seed[s] - base[s] for s in common])
+                row["delta"] = float(d.mean())
+                row["delta_std"] = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+                row["delta_wins"] = int((d > 0).sum())
+                row["delta_n"] = len(d)
+        out.append(row)
+    return out
+
+
+def _loss_name(lam: float) -> str:
+    return "CE" if lam == 0 else f"CE+SCL (λ={lam:g})"
+
+
+def markdown_table(summary: Sequence[dict], task: str) -> str:
+    lines = [f"| task | shots | noise | loss | runs | accuracy % (mean ± std) | Δ vs CE, paired (mean ± std; wins) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in summary:
+        delta = "" if r["delta"] is None else \
+            f"{100 * r['delta']:+.2f} ± {100 * r['delta_std']:.2f}; {r['delta_wins']}/{r['delta_n']}"
+        lines.append(f"| {task} | {r['shots']} | {r['noise']:g} | {_loss_name(r['lambda'])} | {r['runs']} | "
+                     f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {delta} |")
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(summary: Sequence[dict], task: str):
+    from rich.table import Table
+
+    table = Table(title=f"{task}: few-shot accuracy (%), mean ± std over seeds")
+    for name in ("shots", "noise", "loss", "runs", "accuracy", "Δ vs CE (paired)"):
+        table.add_column(name, justify="left" if name == "loss" else "right")
+    for r in summary:
+        delta = "" if r["delta"] is None else f"{100 * r['delta']:+.2f} ± {100 * r['delta_std']:.2f} ({r['delta_wins']}/{r['delta_n']})"
+        table.add_row(str(r["shots"]), f"{r['noise']:g}", _loss_name(r["lambda"]), str(r["runs"]),
+                      f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}", delta)
+    return table
+
+
+def write_results(out: Path, cfg: FewShotConfig, rows: Sequence[dict], command: str | None = None) -> Path:
+    """``results.md``: the settings, the table and the total run time."""
+    summary = summarize(rows)
+    wall = sum(float(r.get("wall_s", 0.0)) for r in rows)
+    n_test = rows[0]["n_test"] if rows else 0
+    text = [f"# Few-shot fine-tuning, {cfg.task}: CE vs CE + SCL (Gunel et al. 2021)", ""]
+    if command:
+        text += ["```", command, "```", ""]
+    text += [f"model `{cfg.model}`; epochs {cfg.epochs}" + (f", max steps {cfg.max_steps}" if cfg.max_steps else "") +
+             f", batch {cfg.batch_size}, lr {cfg.lr:g}, temperature {cfg.temperature:g}, max length {cfg.max_length}; "
+             f"test examples {n_test}; {len(rows)} runs, {wall / 60:.1f} min of run time.", "",
+             markdown_table(summary, cfg.task)]
+    path = out / RESULTS_FILE
+    path.write_text("\n".join(text))
+    return path

@@ -1,0 +1,112 @@
+"""Each reader on good and bad input: errors name the file and the line."""
+
+import json
+
+import pytest
+
+from decone.data import nli_triples, read_dataset, read_lines, read_scored_pairs
+from decone.errors import DataError
+
+
+def test_txt_skips_and_counts_blank_lines(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("one\n\n  \ntwo\nthree\n")
+    data = read_lines(f)
+    assert data.examples == [("one",), ("two",), ("three",)] and data.skipped_blank == 2
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "file is empty"),
+    (b"\n\n  \n", "file is empty"),
+    (b"ok\nbad \xff\xfe line\n", r"a.txt:2: invalid utf-8 bytes.*--encoding"),
+    (b"ok\nnul\x00here\n", r"a.txt:2: NUL byte"),
+])
+def test_txt_bad_input(tmp_path, content, match):
+    f = tmp_path / "a.txt"
+    f.write_bytes(content)
+    with pytest.raises(DataError, match=match):
+        read_lines(f)
+
+
+def test_latin1_with_encoding_flag(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_bytes("café au lait\nnaïve\n".encode("latin-1"))
+    with pytest.raises(DataError, match=":1: invalid utf-8"):
+        read_lines(f)
+    assert read_lines(f, encoding="latin-1").examples[0] == ("café au lait",)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        read_lines(tmp_path / "nope.txt")
+
+
+def test_long_line_is_cut_with_a_warning(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("short\n" + "x" * 1_000_000 + "\n")
+    data = read_lines(f)
+    assert len(data.examples[1][0]) == 20_000 and "a.txt:2" in data.warnings[0]
+
+
+def test_single_sentence_and_identical_lines(tmp_path):
+    f = tmp_path / "one.txt"
+    f.write_text("only one\n")
+    with pytest.raises(DataError, match="contrastive learning needs at least 2"):
+        read_dataset(f, "sentences")
+    f.write_text("same\nsame\nsame\n")
+    assert "all 3 examples are identical" in read_dataset(f, "sentences").warnings[0]
+
+
+def test_csv_tsv_jsonl_columns(tmp_path):
+    (tmp_path / "a.csv").write_text('text,other\n"hello, world",1\nsecond,2\n')
+    assert read_dataset(tmp_path / "a.csv", "sentences").examples == [("hello, world",), ("second",)]
+    (tmp_path / "a.tsv").write_text("sent0\tsent1\thard_neg\na\tb\tc\nd\te\tf\n")
+    assert read_dataset(tmp_path / "a.tsv", "triples").examples == [("a", "b", "c"), ("d", "e", "f")]
+    (tmp_path / "a.jsonl").write_text(json.dumps({"anchor": "a", "positive": "b"}) + "\n" + json.dumps({"anchor": "c", "positive": "d"}) + "\n")
+    assert read_dataset(tmp_path / "a.jsonl", "triples").examples == [("a", "b"), ("c", "d")]
+
+
+@pytest.mark.parametrize("name,content,match", [
+    ("a.csv", "sentence1,other\nx,1\n", r"a.csv: missing column 'positive'"),
+    ("a.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": "a", "positive": \n', r"a.jsonl:2: malformed JSON"),
+    ("a.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": "c", "positive": ""}\n', r"a.jsonl:2: empty positive"),
+    ("a.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": "c"}\n', r"a.jsonl:2: missing field 'positive'"),
+    ("a.tsv", "anchor\tpositive\na\tb\tc\n", r"a.tsv:2: 3 fields, the header has 2"),
+])
+def test_table_errors_name_file_and_line(tmp_path, name, content, match):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=match):
+        read_dataset(tmp_path / name, "triples")
+
+
+def test_tab_separated_txt_triples(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("a\tb\tc\nd\te\tf\n")
+    assert read_dataset(f, "triples").examples == [("a", "b", "c"), ("d", "e", "f")]
+    f.write_text("a\tb\tc\nd\t\tf\n")
+    with pytest.raises(DataError, match=r"t.txt:2: empty positive"):
+        read_dataset(f, "triples")
+
+
+def test_nli_triples(tmp_path):
+    (tmp_path / "s1.dev").write_text("p1\np1\np1\np2\np3\np3\n")
+    (tmp_path / "s2.dev").write_text("e1\nc1\nn1\ne2\nc3\ne3\n")
+    (tmp_path / "labels.dev").write_text("entailment\ncontradiction\nneutral\nentailment\ncontradiction\nentailment\n")
+    assert nli_triples(tmp_path).examples == [("p1", "e1", "c1"), ("p3", "e3", "c3")]
+    (tmp_path / "labels.dev").write_text("entailment\ncontradiction\nneutral\nentailment\nmaybe\nentailment\n")
+    with pytest.raises(DataError, match=r"labels.dev:5: unknown NLI label 'maybe'"):
+        nli_triples(tmp_path)
+
+
+def test_default_words():
+    data = read_dataset(None, "words")
+    assert len(data) == 10_000 and data.examples[0] == ("the",)
+
+
+def test_scored_pairs(tmp_path):
+    f = tmp_path / "sts-dev.csv"
+    f.write_text("g\tf\t2012\t1\t5.0\ta man\ta person\ng\tf\t2012\t2\t0.5\tx\ty\ng\tf\t2012\t3\t2.5\tp\tq\n")
+    assert read_scored_pairs(f)[0] == ("a man", "a person", 5.0)
+    f.write_text("g\tf\t2012\t1\t5.0\ta man\ta person\ng\tf\t2012\t2\tNaN\tx\ty\n")
+    with pytest.raises(DataError, match=r"sts-dev.csv:2: expected 7 tab-separated fields with a score"):
+        read_scored_pairs(f)

@@ -1,0 +1,189 @@
+"""The one pooling against manual computations (padding included), save/reload, and loading rules."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from decone.encoder import Dense, Encoder, MLPHead, pool
+from decone.errors import ConfigError, ModelError
+
+TEXTS = ["the cat sat on the mat with a happy dog", "hello", "a b c"]
+
+
+def _outputs(enc, texts):
+    feats = enc.tokenize(texts)
+    enc.eval()
+    with torch.no_grad():
+        out = enc.model(**feats, output_hidden_states=True, return_dict=True)
+    return feats, out
+
+
+def test_mean_pooling_ignores_padding(tiny_encoder):
+    feats, out = _outputs(tiny_encoder, TEXTS)
+    got = pool(out.hidden_states, feats["attention_mask"], "mean")
+    assert feats["attention_mask"][1].sum() < feats["attention_mask"].shape[1]  # padding present
+    for i in range(len(TEXTS)):
+        n = int(feats["attention_mask"][i].sum())
+        want = out.last_hidden_state[i, :n].mean(0)
+        assert torch.allclose(got[i], want, atol=1e-6)
+
+
+def test_cls_poolings(tiny_encoder):
+    feats, out = _outputs(tiny_encoder, TEXTS)
+    before = pool(out.hidden_states, feats["attention_mask"], "cls_before_pooler")
+    assert torch.equal(before, out.last_hidden_state[:, 0])
+    after = pool(out.hidden_states, feats["attention_mask"], "cls", pooler_output=out.pooler_output)
+    pooler = tiny_encoder.model.pooler
+    assert torch.allclose(after, torch.tanh(pooler.dense(out.last_hidden_state[:, 0])), atol=1e-6)
+
+
+def test_first_last_avg(tiny_encoder):
+    feats, out = _outputs(tiny_encoder, TEXTS)
+    got = pool(out.hidden_states, feats["attention_mask"], "first_last_avg")
+    for i in range(len(TEXTS)):
+        n = int(feats["attention_mask"][i].sum())
+        want = ((out.hidden_states[1][i, :n] + out.hidden_states[-1][i, :n]) / 2).mean(0)
+        assert torch.allclose(got[i], want, atol=1e-6)
+
+
+def test_unknown_pooling(tiny_encoder):
+    with pytest.raises(ConfigError, match="unknown pooling"):
+        pool((torch.zeros(1, 2, 3),), torch.ones(1, 2), "max")
+
+
+@pytest.mark.parametrize("pooling", ["cls", "cls_before_pooler", "mean", "first_last_avg"])
+def test_encode_equals_forward_and_is_batch_invariant(tiny_encoder, pooling):
+    tiny_encoder.pooling = pooling
+    alone = np.stack([tiny_encoder.encode([t])[0] for t in TEXTS])
+    batched = tiny_encoder.encode(TEXTS, batch_size=2)  # sorted by length, padded per batch
+    assert np.allclose(alone, batched, atol=1e-5)
+    tiny_encoder.eval()
+    with torch.no_grad():
+        direct = tiny_encoder(tiny_encoder.tokenize(TEXTS))["embedding"].numpy()
+    assert np.allclose(direct, batched, atol=1e-5)
+
+
+def test_encode_normalize_and_empty(tiny_encoder):
+    emb = tiny_encoder.encode(TEXTS, normalize=True)
+    assert emb.shape == (3, 32) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    assert tiny_encoder.encode([]).shape == (0, 32)
+    assert tiny_encoder.encode("one text").shape == (1, 32)
+
+
+def test_encode_layers(tiny_encoder):
+    per_layer = tiny_encoder.encode(TEXTS, layers=[0, 1, 2])
+    assert per_layer.shape == (3, 3, 32)
+    assert np.allclose(per_layer[2], tiny_encoder.encode(TEXTS), atol=1e-5)  # last layer, mean pooling
+
+
+@pytest.mark.parametrize("pooling,dense", [("mean", []), ("cls_before_pooler", ["tanh"]), ("cls", []),
+                                           ("mean", ["identity", "tanh"])])
+def test_save_reload_identical_and_sentence_transformers(tiny_encoder, tmp_path, pooling, dense):
+    tiny_encoder.pooling = pooling
+    torch.manual_seed(1)
+    for act in dense:
+        tiny_encoder.dense.append(Dense(32, 32, act))
+    want = tiny_encoder.encode(TEXTS)
+    assert tiny_encoder.save(tmp_path / "m", meta={"method": "test"}) == []
+    again = Encoder.load(tmp_path / "m", device="cpu")
+    assert again.pooling == pooling and len(again.dense) == len(dense)
+    assert np.array_equal(again.encode(TEXTS), want)
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    assert np.abs(st.encode(TEXTS) - want).max() <= 1e-5
+    from transformers import AutoModel
+
+    AutoModel.from_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "decone.json").read_text())["method"] == "test"
+
+
+def test_first_last_avg_says_plainly_it_is_not_sentence_transformers(tiny_encoder, tmp_path):
+    tiny_encoder.pooling = "first_last_avg"
+    warnings = tiny_encoder.save(tmp_path / "m")
+    assert warnings and "cannot be expressed in sentence-transformers" in warnings[0]
+    assert not (tmp_path / "m" / "modules.json").exists()
+    info = json.loads((tmp_path / "m" / "decone.json").read_text())
+    assert info["sentence_transformers_compatible"] is False
+    again = Encoder.load(tmp_path / "m", device="cpu")
+    assert again.pooling == "first_last_avg"
+    assert np.array_equal(again.encode(TEXTS), tiny_encoder.encode(TEXTS))
+
+
+def test_save_is_atomic_over_an_existing_folder(tiny_encoder, tmp_path):
+    tiny_encoder.save(tmp_path / "m")
+    tiny_encoder.pooling = "cls_before_pooler"
+    tiny_encoder.save(tmp_path / "m")
+    assert Encoder.load(tmp_path / "m").pooling == "cls_before_pooler"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".decone-save")]
+
+
+def test_load_errors(tmp_path, tiny_model_dir):
+    with pytest.raises(ModelError, match="does not exist"):
+        Encoder.load(tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    with pytest.raises(ModelError, match="no model weights"):
+        Encoder.load(empty)
+
+
+def test_pickle_weights_refused_unless_allowed(tmp_path, tiny_model_dir):
+    from transformers import BertModel
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    model = BertModel.from_pretrained(tiny_model_dir)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    for f in tiny_model_dir.iterdir():
+        if f.name != "model.safetensors":
+            (folder / f.name).write_bytes(f.read_bytes())
+    assert not (folder / "model.safetensors").exists()
+    with pytest.raises(ModelError, match="only pickle weights.*--allow-pickle"):
+        Encoder.load(folder)
+    enc = Encoder.load(folder, allow_pickle=True, device="cpu")
+    reference = Encoder.load(tiny_model_dir, device="cpu")
+    assert np.array_equal(enc.encode(["the cat"]), reference.encode(["the cat"]))
+
+
+def test_crafted_pickle_is_never_executed(tmp_path, tiny_model_dir):
+    """A .bin whose unpickling would run code: refused by default, and weights_only=True blocks it when allowed."""
+    import os
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    torch.save({"x": Evil()}, folder / "pytorch_model.bin")
+    for f in tiny_model_dir.iterdir():
+        if f.name != "model.safetensors":
+            (folder / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(ModelError, match="only pickle weights"):
+        Encoder.load(folder)
+    with pytest.raises(ModelError):
+        Encoder.load(folder, allow_pickle=True)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_decoder_architecture_refused(tmp_path):
+    from transformers import GPT2Config, GPT2Model
+
+    folder = tmp_path / "gpt2"
+    GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(folder)
+    with pytest.raises(ModelError, match="not a bidirectional encoder"):
+        Encoder.load(folder)
+
+
+def test_max_length_beyond_position_limit(tiny_model_dir):
+    with pytest.raises(ConfigError, match="exceeds the model's position limit 64"):
+        Encoder.load(tiny_model_dir, max_length=100)
+
+
+def test_mlp_head_shape():
+    head = MLPHead(8)
+    assert head(torch.zeros(3, 8)).shape == (3, 8)
+    assert head.st_config()["activation_function"].endswith("Tanh")
