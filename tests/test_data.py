@@ -17,7 +17,7 @@ def test_txt_skips_and_counts_blank_lines(tmp_path):
 
 @pytest.mark.parametrize("content,match", [
     (b"", "file is empty"),
-    (b"\n\n  \n", "file is empty"),
+    (b"\n\n  \n", "file has only blank lines"),
     (b"ok\nbad \xff\xfe line\n", r"a.txt:2: invalid utf-8 bytes.*--encoding"),
     (b"ok\nnul\x00here\n", r"a.txt:2: NUL byte"),
 ])

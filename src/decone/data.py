@@ -55,8 +55,10 @@ def _decode_lines(path: Path, encoding: str) -> list[str]:
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a file")
     raw = path.read_bytes()
-    if not raw.strip():
+    if not raw:
         raise DataError(f"{path}: file is empty")
+    if not raw.strip():
+        raise DataError(f"{path}: file has only blank lines")
     lines = []
     for number, chunk in enumerate(raw.split(b"\n"), start=1):
         if b"\x00" in chunk:

@@ -292,6 +292,13 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
         data = read_dataset(cfg.data, method.data, columns=columns, encoding=cfg.encoding)
     if len(data) < 2:
         raise ConfigError(f"{data.source}: {len(data)} example; need at least 2")
+    for message in data.warnings[:5]:
+        _warn(message)
+    if len(data.warnings) > 5:
+        _warn(f"... and {len(data.warnings) - 5} more warnings about {data.source}")
+    _note(f"read {len(data):,} examples from {data.source}"
+          + (f" ({data.skipped_blank} blank lines skipped)" if data.skipped_blank else ""), console)
+    evaluator = _dev_evaluator(cfg) if cfg.eval_data else None
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     encoder = Encoder.load(cfg.model, pooling=None, allow_pickle=cfg.allow_pickle, trust_remote_code=cfg.trust_remote_code)
@@ -356,7 +363,6 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     else:
         log_path.write_text("")
 
-    evaluator = _dev_evaluator(cfg) if cfg.eval_data else None
     interrupted = {"flag": False}
     previous_handler = _install_sigint(interrupted)
     t_start, trained_examples, t_last, n_last = time.perf_counter(), 0, time.perf_counter(), 0
@@ -470,6 +476,12 @@ def _warn(message: str) -> None:
     from rich.console import Console
 
     Console(stderr=True).print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+def _note(message: str, console=None) -> None:
+    from rich.console import Console
+
+    (console or Console(stderr=True)).print(message, highlight=False)
 
 
 def _merge(row: dict, extras: list) -> dict:
