@@ -61,6 +61,7 @@ def train(
     max_length: Optional[int] = typer.Option(None, help="Truncate texts to this many tokens [method default]"),
     hard_negative_weight: Optional[float] = typer.Option(None, help="simcse-sup: log-scale weight on hard negatives"),
     mask_span: Optional[int] = typer.Option(None, help="mirror: characters masked in one view"),
+    scl_lambda: Optional[float] = typer.Option(None, "--lambda", "--scl-lambda", help="scl: weight of SupCon in (1-lambda)*CE + lambda*SupCon [0.9]"),
     seed: int = typer.Option(42, help="Random seed (data order, dropout, masking)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast [default: on where the CPU/GPU supports it]"),
     warmup_ratio: float = typer.Option(0.0, help="Fraction of steps with linear warm-up"),

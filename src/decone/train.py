@@ -53,6 +53,7 @@ class TrainConfig:
     max_length: int | None = None
     hard_negative_weight: float | None = None
     mask_span: int | None = None
+    scl_lambda: float | None = None
     seed: int = 42
     bf16: bool | None = None
     warmup_ratio: float = 0.0
@@ -104,6 +105,8 @@ class TrainConfig:
             raise ConfigError(f"--max-length must be >= 2, got {self.max_length}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.scl_lambda is not None and not 0 <= self.scl_lambda <= 1:
+            raise ConfigError(f"--lambda must be in [0, 1], got {self.scl_lambda}")
         if self.mini_batch_size < 0:
             raise ConfigError(f"--mini-batch-size must be >= 0, got {self.mini_batch_size}")
         for name in ("eval_every", "save_every", "log_every"):
@@ -176,22 +179,37 @@ class Trainable(nn.Module):
         self.encoder = encoder
         self.head = head
         self.loss = loss
+        self.dist = None  # a decone.distributed.DistContext when training on several processes
 
-    def embed(self, texts: list[str], use_bf16: bool) -> torch.Tensor:
-        """texts (N,) -> (N, d) fp32 embeddings after the training head."""
-        feats = {k: v.to(self.encoder.device) for k, v in self.encoder.tokenize(texts, self.max_length).items()}
+    def tokenize_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text at the training length, unpadded."""
+        return self.encoder.tokenize_ids(texts, self.max_length).input_ids
+
+    def embed_ids(self, ids: list[list[int]], use_bf16: bool) -> torch.Tensor:
+        """Token ids of N texts -> (N, d) fp32 embeddings after the training head (padded to the longest of the N)."""
+        feats = {k: v.to(self.encoder.device) for k, v in self.encoder.collate(ids).items()}
         with torch.autocast(device_type=self.encoder.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             z = self.encoder(feats)["embedding"]
             if self.head is not None:
                 z = self.head(z)
         return z.float()
 
+    def embed(self, texts: list[str], use_bf16: bool) -> torch.Tensor:
+        """texts (N,) -> (N, d) fp32 embeddings after the training head."""
+        return self.embed_ids(self.tokenize_ids(texts), use_bf16)
+
+    def loss_from_views(self, views: list[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
+        """The loss of K (B, d) views; with several processes, against the views gathered from all of them."""
+        if self.dist is not None:
+            return self.dist.loss(self.loss, views, labels)
+        return self.loss(views, labels)
+
     def compute_loss(self, views: list[list[str]], labels: torch.Tensor | None, use_bf16: bool) -> torch.Tensor:
         """K views of B texts -> one forward over K*B texts -> loss on [(B, d)] * K, in fp32."""
         k, b = len(views), len(views[0])
         z = self.embed([t for view in views for t in view], use_bf16)  # (K*B, d)
         z = z.view(k, b, -1)  # (K, B, d)
-        return self.loss(list(z.unbind(0)), labels)
+        return self.loss_from_views(list(z.unbind(0)), labels)
 
 
 # ---------------------------------------------------------------------------------------------------------- checkpoints
@@ -286,7 +304,14 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     """
     cfg = config.resolved()
     method = get_method(cfg.method)
+    from decone import distributed
+
+    dist = distributed.init_from_env()  # None unless launched by torchrun with WORLD_SIZE > 1
+    main = dist is None or dist.is_main  # rank 0 alone writes the output folder, logs and runs callbacks
+    callbacks = callbacks if main else ()
     resume_from = prepare_output(cfg)
+    if dist is not None:
+        dist.barrier()  # every rank has checked the output folder before rank 0 writes to it
     if data is None:
         columns = {"text": cfg.text_column} if cfg.text_column else None
         data = read_dataset(cfg.data, method.data, columns=columns, encoding=cfg.encoding)
@@ -298,7 +323,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
         _warn(f"... and {len(data.warnings) - 5} more warnings about {data.source}")
     _note(f"read {len(data):,} examples from {data.source}"
           + (f" ({data.skipped_blank} blank lines skipped)" if data.skipped_blank else ""), console)
-    evaluator = _dev_evaluator(cfg) if cfg.eval_data else None
+    evaluator = _dev_evaluator(cfg) if cfg.eval_data and main else None
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     encoder = Encoder.load(cfg.model, pooling=None, allow_pickle=cfg.allow_pickle, trust_remote_code=cfg.trust_remote_code)
@@ -325,6 +350,11 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     model = Trainable(encoder, head, loss_fn, max_length=cfg.max_length)
     device = encoder.device
     model.to(device)
+    if dist is not None:
+        dist.broadcast_parameters(model)
+        model.dist = dist
+        if dist.rank > 0:  # each rank its own dropout masks
+            torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)
     use_bf16 = resolve_bf16(cfg.bf16, device)
     views_fn = method.views(cfg, encoder.tokenizer)
     labels_all = getattr(loss_fn, "encode_labels", lambda d: None)(data)
@@ -344,31 +374,35 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, **_adamw_kernel(device))
     warmup = int(cfg.warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
     )
 
     out = Path(cfg.output)
-    if cfg.overwrite and out.exists() and resume_from is None:
+    if main and cfg.overwrite and out.exists() and resume_from is None:
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     log_path = out / LOG_FILE
     state = TrainState(cfg, encoder, out, log_path, max_steps=total)
     if resume_from is not None:
         saved = load_checkpoint(resume_from, model, optimizer, scheduler)
         state.step, state.best_metric, state.best_step = saved["step"], saved["best_metric"], saved["best_step"]
-        _truncate_log(log_path, state.step)
-    else:
+        if main:
+            _truncate_log(log_path, state.step)
+        if dist is not None and dist.rank > 0:  # the checkpoint holds rank 0's RNG
+            torch.manual_seed(cfg.seed + 1_000_003 * dist.rank + state.step)
+    elif main:
         log_path.write_text("")
 
     interrupted = {"flag": False}
     previous_handler = _install_sigint(interrupted)
     t_start, trained_examples, t_last, n_last = time.perf_counter(), 0, time.perf_counter(), 0
-    progress = _TrainProgress(total, state.step, console)
+    progress = _TrainProgress(total, state.step, console) if main else distributed.NoProgress()
     try:
-        if state.step == 0:
+        if state.step == 0 and main:
             _log(log_path, _merge({"step": 0}, [cb.on_train_begin(state) for cb in callbacks if hasattr(cb, "on_train_begin")]),
                  only_if_extra=True)
         model.train()
@@ -381,13 +415,19 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
                 rng = random.Random(cfg.seed * 1_000_003 + state.step)
                 views = views_fn(batch, rng)
                 labels = labels_all[torch.as_tensor(idx)].to(device) if labels_all is not None else None
-                if cfg.mini_batch_size and cfg.mini_batch_size < len(batch):
+                if dist is not None:  # this rank's disjoint slice of the global batch (views made on the whole)
+                    views, labels = dist.shard_views(views), dist.shard_labels(labels)
+                if cfg.mini_batch_size and cfg.mini_batch_size < len(views[0]):
                     from decone.gradcache import cached_loss_and_backward
 
                     loss = cached_loss_and_backward(model, views, labels, use_bf16, cfg.mini_batch_size)
                 else:
                     loss = model.compute_loss(views, labels, use_bf16)
                     loss.backward()
+                if dist is not None:
+                    dist.all_reduce_grads(model)
+                    loss = dist.mean_scalar(loss)  # the global batch's loss
+                    interrupted["flag"] = dist.any(interrupted["flag"])
                 if cfg.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
@@ -411,26 +451,32 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
                     row.update(step=state.step, eval_spearman=round(score, 4))
                     if state.best_metric is None or score > state.best_metric:
                         state.best_metric, state.best_step = score, state.step
-                        _save_model(model, out, cfg, state, t_start, trained_examples, final=False)
+                        _save_model(model, out, cfg, state, t_start, trained_examples, final=False)  # rank 0 only
                 row = _merge(row, [cb.on_step_end(state) for cb in callbacks])
-                if row:
+                if row and main:
                     row.setdefault("step", state.step)
                     _log(log_path, row)
                 progress.update(state.step, state.last_loss)
                 if state.step % cfg.save_every == 0 or interrupted["flag"]:
-                    save_checkpoint(out, model, optimizer, scheduler, state)
+                    if main:
+                        save_checkpoint(out, model, optimizer, scheduler, state)
+                    if dist is not None:
+                        dist.barrier()
                 if interrupted["flag"]:
                     raise Interrupted(f"interrupted at step {state.step}/{total}; checkpoint saved in {out / CHECKPOINT}; "
                                       "continue with --resume")
                 if state.step >= total:
                     break
         elapsed = time.perf_counter() - t_start
-        save_checkpoint(out, model, optimizer, scheduler, state)
         summary = _summary(cfg, state, elapsed, trained_examples)
-        if evaluator is None:
-            _save_model(model, out, cfg, state, t_start, trained_examples, final=True)
-        else:  # the best checkpoint is already saved; record the summary
-            _update_summary(out, summary)
+        if main:
+            save_checkpoint(out, model, optimizer, scheduler, state)
+            if evaluator is None:
+                _save_model(model, out, cfg, state, t_start, trained_examples, final=True)
+            else:  # the best checkpoint is already saved; record the summary
+                _update_summary(out, summary)
+        if dist is not None:
+            dist.barrier()  # the others wait until rank 0 has written the model
         for cb in callbacks:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(state)
@@ -438,6 +484,19 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous_handler)
+        if dist is not None and dist.owns_group:
+            distributed.destroy()
+
+
+def _adamw_kernel(device: torch.device) -> dict:
+    """AdamW's fused kernel (one pass over each tensor) where this PyTorch has it for the device; same arithmetic as
+    the default per-tensor loop, several times faster on CPU, where the default is the slow per-tensor loop."""
+    try:
+        from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+        return {"fused": True} if device.type in _get_fused_kernels_supported_devices() else {}
+    except Exception:  # an older or unusual build: keep the default
+        return {}
 
 
 def _summary(cfg: TrainConfig, state: TrainState, elapsed: float, examples: int) -> dict:
