@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     import click
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["eval", "fewshot"]:  # `decone eval fewshot` is the few-shot protocol's command
+        argv = ["fewshot", *argv[2:]]
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="decone")
     except DeconeError as exc:

@@ -276,6 +276,11 @@ def read_dataset(
         data = read_lines(path, encoding)
     elif kind == "triples":
         data = _read_tab_rows(path, encoding)
+    elif kind == "labelled":  # SentEval-style `text<TAB>label` lines
+        from decone.classify.model import read_labelled
+
+        labelled = read_labelled(path, encoding, require_labels=True)
+        data = Dataset([(t,) for t in labelled.texts], labelled.source, labels=labelled.labels)
     else:
         raise DataError(f"{path}: {kind} data must be .csv, .tsv or .jsonl with named columns")
     check_contrastive(data)

@@ -104,3 +104,29 @@ register(Method(
     defaults=dict(pooling="cls_before_pooler", head="none", temperature=0.2, lr=2e-5, batch_size=200,
                   max_length=25, epochs=2),
 ))
+
+
+def _scl_loss(config) -> nn.Module:
+    from decone.classify.scl import SCLClassifierLoss
+
+    return SCLClassifierLoss.from_config(config)
+
+
+def _scl_sampler(dataset, batch_size: int, seed: int, epoch: int) -> list:
+    from decone.classify.scl import method_sampler
+
+    return method_sampler(dataset, batch_size, seed, epoch)
+
+
+register(Method(
+    name="scl",
+    summary="Classifier fine-tuning: (1 - lambda) cross-entropy of a linear head + lambda SupCon over [CLS] (--lambda 0.9).",
+    citation="Gunel, Du, Conneau and Stoyanov 2021, Supervised Contrastive Learning for Pre-trained Language Model "
+             "Fine-tuning (ICLR)",
+    data="labelled",
+    views=lambda config, tokenizer: augment.column_views(1),
+    loss=_scl_loss,
+    defaults=dict(pooling="cls_before_pooler", head="none", temperature=0.3, lr=2e-5, batch_size=16, max_length=64,
+                  epochs=3, scl_lambda=0.9),
+    sampler=_scl_sampler,
+))

@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -244,6 +244,16 @@ def _check_settings(out: Path, settings: dict, overwrite: bool) -> None:
     path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
+def _separator(model: str) -> str:
+    """The model's separator token, to join sentence pairs (``[SEP]`` for BERT, ``</s>`` for RoBERTa)."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(model).sep_token or "[SEP]"
+    except Exception:  # the real load reports a bad model path properly
+        return "[SEP]"
+
+
 def feature_file(out: Path, shots: int, noise: float, lam: float, seed: int) -> Path:
     return out / FEATURES_DIR / f"shots{shots}_noise{noise:g}_lambda{lam:g}_seed{seed}.npy"
 
@@ -257,7 +267,7 @@ def run_grid(cfg: FewShotConfig, log: Callable[[str], None] = print) -> list[dic
     out = Path(cfg.output)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: output exists and is a file")
-    task = load_task(cfg.task, cfg.data_dir)
+    task = load_task(cfg.task, cfg.data_dir, separator=_separator(cfg.model) if cfg.task == "MRPC" else "[SEP]")
     pool, test = fewshot_splits(task, cfg.test_size)
     classes = list(task["labels"])
     unknown = sorted({y for _, y in test} - set(classes))
@@ -276,17 +286,30 @@ def run_grid(cfg: FewShotConfig, log: Callable[[str], None] = print) -> list[dic
     todo = [g for g in grid if run_key(dict(shots=g[0], noise=g[1], **{"lambda": g[2]}, seed=g[3])) not in done]
     log(f"{cfg.task}: pool {len(pool):,} training examples, test {len(test):,}, {len(classes)} classes; "
         f"{len(grid)} runs, {len(grid) - len(todo)} already done")
-    t0 = time.perf_counter()
+    seconds: dict[int, list[float]] = {}
     for k, (shots, noise, lam, seed) in enumerate(todo, start=1):
         fpath = feature_file(out, shots, noise, lam, seed) if seed < cfg.feature_seeds else None
         row = train_and_evaluate(cfg, pool, test, classes, shots, noise, lam, seed, fpath)
         _append(runs_path, row)
         done[run_key(row)] = row
-        elapsed = time.perf_counter() - t0
+        seconds.setdefault(shots, []).append(row["wall_s"])
         log(f"[{k}/{len(todo)}] shots {shots}, noise {noise:g}, lambda {lam:g}, seed {seed}: accuracy "
             f"{100 * row['accuracy']:.2f} ({row['steps']} steps, {row['wall_s']:.1f} s; "
-            f"~{elapsed / k * (len(todo) - k) / 60:.1f} min left)")
+            f"~{_eta(seconds, [g[0] for g in todo[k:]]) / 60:.1f} min left)")
     return [done[run_key(dict(shots=s, noise=p, **{"lambda": lam}, seed=seed))] for s, p, lam, seed in grid]
+
+
+def _eta(seconds: dict[int, list[float]], remaining: Sequence[int]) -> float:
+    """Seconds left: the mean time of finished runs of the same size, else scaled from the nearest size seen."""
+    means = {s: float(np.mean(v)) for s, v in seconds.items()}
+    total = 0.0
+    for shots in remaining:
+        if shots in means:
+            total += means[shots]
+        else:
+            near = min(means, key=lambda s: abs(math.log(s / shots)))
+            total += means[near] * max(1.0, shots / near)
+    return total
 
 
 # ---------------------------------------------------------------------------------------------------------- summaries
@@ -315,6 +338,12 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
     return out
 
 
+def _mean_std(mean: float, std: float, n: int, sign: str = "") -> str:
+    """In percent: ``mean ± std``, or the mean alone for a single run (no spread to report)."""
+    text = f"{100 * mean:{sign}.2f}"
+    return text if n < 2 else f"{text} ± {100 * std:.2f}"
+
+
 def _loss_name(lam: float) -> str:
     return "CE" if lam == 0 else f"CE+SCL (λ={lam:g})"
 
@@ -324,9 +353,9 @@ def markdown_table(summary: Sequence[dict], task: str) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in summary:
         delta = "" if r["delta"] is None else \
-            f"{100 * r['delta']:+.2f} ± {100 * r['delta_std']:.2f}; {r['delta_wins']}/{r['delta_n']}"
+            f"{_mean_std(r['delta'], r['delta_std'], r['delta_n'], '+')}; {r['delta_wins']}/{r['delta_n']}"
         lines.append(f"| {task} | {r['shots']} | {r['noise']:g} | {_loss_name(r['lambda'])} | {r['runs']} | "
-                     f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {delta} |")
+                     f"{_mean_std(r['mean'], r['std'], r['runs'])} | {delta} |")
     return "\n".join(lines) + "\n"
 
 
@@ -337,9 +366,10 @@ def rich_table(summary: Sequence[dict], task: str):
     for name in ("shots", "noise", "loss", "runs", "accuracy", "Δ vs CE (paired)"):
         table.add_column(name, justify="left" if name == "loss" else "right")
     for r in summary:
-        delta = "" if r["delta"] is None else f"{100 * r['delta']:+.2f} ± {100 * r['delta_std']:.2f} ({r['delta_wins']}/{r['delta_n']})"
+        delta = "" if r["delta"] is None else \
+            f"{_mean_std(r['delta'], r['delta_std'], r['delta_n'], '+')} ({r['delta_wins']}/{r['delta_n']})"
         table.add_row(str(r["shots"]), f"{r['noise']:g}", _loss_name(r["lambda"]), str(r["runs"]),
-                      f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}", delta)
+                      _mean_std(r["mean"], r["std"], r["runs"]), delta)
     return table
 
 

@@ -24,6 +24,7 @@ from decone.errors import DataError
 
 TASKS = ("SST-2", "MR", "CR", "SUBJ", "MPQA", "TREC", "MRPC")
 _ALIASES = {t.lower().replace("-", ""): t for t in TASKS} | {"sst": "SST-2", "sst2": "SST-2"}
+_TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
 _TWO_FILES = {
     "MR": ("MR", "rt-polarity", ("neg", "pos")),
     "CR": ("CR", "custrev", ("neg", "pos")),
@@ -53,12 +54,22 @@ def load_task(name: str, data_dir: str | os.PathLike | None = None, separator: s
         raw = shared_load_task(task, data_dir)
     else:
         raw = _load_task(task, data_dir)
-    out = {"name": task}
+    names = [str(y) for y in raw.get("labels") or sorted({str(y) for _, y in raw["train"]})]
+    out = {"name": task, "labels": names}
     for split in ("train", "dev", "test"):
         rows = raw.get(split)
-        out[split] = None if rows is None else [(_as_text(x, separator), str(y)) for x, y in rows]
-    out["labels"] = [str(y) for y in raw.get("labels") or sorted({y for _, y in out["train"]})]
+        out[split] = None if rows is None else [(_as_text(x, separator), _label_name(y, names, task, split)) for x, y in rows]
+    out["train"] = [(t, y) for t, y in out["train"] if t.strip()]  # SentEval keeps blank lines as empty texts
     return out
+
+
+def _label_name(y, names: list[str], task: str, split: str) -> str:
+    """The evaluation package's readers give label indices into ``labels``; the fallback reader gives names."""
+    if isinstance(y, (int, np.integer)) and not isinstance(y, bool):
+        if not 0 <= int(y) < len(names):
+            raise DataError(f"{task} {split} set: label index {y} out of range for classes {', '.join(names)}")
+        return names[int(y)]
+    return str(y)
 
 
 def _as_text(x, separator: str) -> str:
@@ -104,6 +115,8 @@ def _load_task(task: str, data_dir) -> dict:
                 text, sep, label = line.rpartition("\t")
                 if not sep or not label.strip():
                     raise DataError(f"{path}:{number}: expected text<TAB>label")
+                if label.strip() not in ("0", "1"):
+                    raise DataError(f"{path}:{number}: label {label.strip()!r} is not one of 0, 1 (SST-2)")
                 rows.append((text.strip(), label.strip()))
             splits[split] = rows
         return {**splits, "labels": ["0", "1"]}
@@ -122,9 +135,12 @@ def _load_task(task: str, data_dir) -> dict:
                 head, _, text = line.strip().partition(" ")
                 if ":" not in head or not text:
                     raise DataError(f"{path}:{number}: expected 'LABEL:sub text'")
-                rows.append((text.strip(), head.split(":")[0]))
+                label = head.split(":")[0]
+                if label not in _TREC_CLASSES:
+                    raise DataError(f"{path}:{number}: label {label!r} is not one of {', '.join(_TREC_CLASSES)} (TREC)")
+                rows.append((text.strip(), label))
             splits[split] = rows
-        return {"train": splits["train"], "dev": None, "test": splits["test"], "labels": ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]}
+        return {"train": splits["train"], "dev": None, "test": splits["test"], "labels": list(_TREC_CLASSES)}
     if task == "MRPC":
         splits = {}
         for split in ("train", "test"):

@@ -1,0 +1,246 @@
+"""``decone sweep``: train every point of a hyper-parameter grid and watch STS and isotropy move.
+
+    decone sweep simcse --model M --data F --grid temperature=0.01,0.05,0.1 --grid pooling=cls,mean --seeds 3
+
+Grids with several axes make the full product. Each (point, seed) trains with :func:`decone.train.fit`, then is
+probed on a fixed seeded set of STS-B dev pairs: dev Spearman, average cosine, IsoScore, alignment, uniformity.
+One row per finished run goes to ``sweep.jsonl``; rerunning the command skips finished runs (resume). ``sweep.md``
+and plots (each metric against each parameter with error bars over seeds; STS against anisotropy over all runs)
+are rewritten after every run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shutil
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from decone.errors import ConfigError
+
+METRICS = (
+    ("probe_dev_spearman", "STS-B dev Spearman x100"),
+    ("probe_avg_cosine", "avg cosine of random pairs"),
+    ("probe_isoscore", "IsoScore"),
+    ("probe_alignment", "alignment"),
+    ("probe_uniformity", "uniformity"),
+)
+
+
+def parse_grid(specs: Sequence[str]) -> dict[str, list]:
+    """``["temperature=0.01,0.05", "pooling=cls,mean"]`` -> ``{"temperature": [0.01, 0.05], "pooling": [...]}``."""
+    from decone.train import TrainConfig
+
+    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    grid: dict[str, list] = {}
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise ConfigError(f"--grid {spec!r}: expected NAME=V1,V2,...")
+        if key not in types or key in ("method", "model", "data", "output", "resume", "overwrite"):
+            raise ConfigError(f"--grid {spec!r}: {key!r} is not a training setting that can be swept")
+        cast = float if "float" in types[key] else int if "int" in types[key] else str
+        try:
+            grid[key] = [cast(v.strip()) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--grid {spec!r}: values must be {cast.__name__}") from None
+    if not grid:
+        raise ConfigError("give at least one --grid NAME=V1,V2,...")
+    return grid
+
+
+def run_id(point: dict, seed: int) -> str:
+    return ",".join(f"{k}={v}" for k, v in point.items()) + f",seed={seed}"
+
+
+def sweep(
+    method: str,
+    model: str,
+    data: str | None,
+    grid: dict[str, list],
+    output: str | Path,
+    seeds: int = 1,
+    base: dict | None = None,
+    probe_pairs: int = 400,
+    keep_models: bool = False,
+    console=None,
+) -> list[dict]:
+    """Run the grid; returns every row of ``sweep.jsonl`` (earlier runs included)."""
+    from decone.diagnostics.dynamics import DynamicsCallback, default_probe
+    from decone.encoder import Encoder
+    from decone.train import TrainConfig, fit
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    out = Path(output)
+    base = dict(base or {})
+    probe_data = base.pop("eval_data", None)  # the probe, not model selection: every run keeps its last step
+    TrainConfig(method=method, model=model, data=data, output=str(out), **base, **{k: v[0] for k, v in grid.items()}).resolved()
+    sentences, pairs = default_probe(probe_pairs, 0, probe_data)
+    probe = DynamicsCallback(0, sentences, pairs, plot=False)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "sweep.jsonl"
+    rows = _read_rows(log)
+    done = {r["id"] for r in rows}
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    todo = [(p, s) for p in points for s in range(seeds) if run_id(p, s) not in done]
+    _say(console, f"sweep: {len(points)} grid points x {seeds} seeds = {len(points) * seeds} runs, {len(todo)} to do")
+    for number, (point, seed) in enumerate(todo, start=1):
+        rid = run_id(point, seed)
+        run_dir = out / "runs" / rid.replace(",", "_").replace("=", "-")
+        _say(console, f"[{number}/{len(todo)}] {rid}")
+        cfg = TrainConfig(method=method, model=model, data=data, output=str(run_dir), **{**base, **point},
+                          seed=base.get("seed", 42) + seed, overwrite=True)
+        t0 = time.perf_counter()
+        summary = fit(cfg, console=console)
+        encoder = Encoder.load(run_dir)
+        row = {"id": rid, **point, "seed": seed, **probe.probe(encoder), "final_loss": summary["final_loss"],
+               "train_seconds": round(time.perf_counter() - t0, 1), "sentences_per_s": summary["sentences_per_s"]}
+        if not keep_models:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        with open(log, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        rows.append(row)
+        write_report(rows, list(grid), out)
+    write_report(rows, list(grid), out)
+    return rows
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # a line cut by a kill: that run is redone
+    return rows
+
+
+def _say(console, message: str) -> None:
+    if console is not None:
+        console.print(message, highlight=False)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def aggregate(rows: list[dict], axes: list[str]) -> list[dict]:
+    """One entry per grid point: mean and std over seeds of each metric."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(a) for a in axes), []).append(r)
+    out = []
+    for key, members in groups.items():
+        entry = dict(zip(axes, key), seeds=len(members))
+        for metric, _ in METRICS:
+            entry[metric] = _mean_std([m.get(metric) for m in members])
+        out.append(entry)
+    return out
+
+
+def write_report(rows: list[dict], axes: list[str], out: Path) -> None:
+    """``sweep.md`` and the plots."""
+    agg = aggregate(rows, axes)
+    lines = ["# decone sweep", "", f"{len(rows)} runs. Mean ± std over seeds; probe: seeded STS-B dev pairs.", "",
+             "| " + " | ".join(axes) + " | seeds | " + " | ".join(label for _, label in METRICS) + " |",
+             "|" + "---|" * (len(axes) + 1 + len(METRICS))]
+    for e in agg:
+        cells = [str(e[a]) for a in axes] + [str(e["seeds"])]
+        cells += [f"{m:.3f} ± {s:.3f}" if math.isfinite(m) else "—" for m, s in (e[k] for k, _ in METRICS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    (out / "sweep.md").write_text("\n".join(lines) + "\n")
+    plot_sweep(rows, agg, axes, out)
+
+
+def plot_sweep(rows: list[dict], agg: list[dict], axes: list[str], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for axis in axes:
+        others = [a for a in axes if a != axis]
+        fig, panels = plt.subplots(1, 3, figsize=(14, 4.2))
+        for panel, (metric, label) in zip(panels, METRICS[:3]):
+            series: dict[tuple, list[dict]] = {}
+            for e in agg:
+                series.setdefault(tuple(e[o] for o in others), []).append(e)
+            for key, entries in series.items():
+                entries.sort(key=lambda e: (isinstance(e[axis], str), e[axis]))
+                xs = [str(e[axis]) if isinstance(e[axis], str) else e[axis] for e in entries]
+                means = [e[metric][0] for e in entries]
+                stds = [e[metric][1] for e in entries]
+                name = ", ".join(f"{o}={v}" for o, v in zip(others, key)) or None
+                panel.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
+            panel.set_xlabel(axis)
+            panel.set_ylabel(label)
+            panel.set_title(f"{label} vs {axis}", fontsize=10)
+            if axis in ("temperature", "lr") and all(not isinstance(e[axis], str) for e in agg):
+                panel.set_xscale("log")
+            panel.grid(alpha=0.3)
+        if others:
+            panels[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / f"sweep_{axis}.png", dpi=110)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    xs = [r.get("probe_avg_cosine") for r in rows]
+    ys = [r.get("probe_dev_spearman") for r in rows]
+    ax.scatter(xs, ys, alpha=0.8)
+    for r, x, y in zip(rows, xs, ys):
+        if x is not None and y is not None:
+            ax.annotate(",".join(str(r.get(a)) for a in axes), (x, y), fontsize=6, alpha=0.7,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("anisotropy: avg cosine of random pairs (0 = isotropic)")
+    ax.set_ylabel("STS-B dev Spearman x100")
+    ax.set_title("STS vs anisotropy, every run")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "sweep_sts_vs_anisotropy.png", dpi=110)
+    plt.close(fig)
+
+
+def register(app) -> None:
+    import typer
+
+    @app.command("sweep", help="Train every point of a grid (--grid NAME=V1,V2 ...; several axes: full product) and "
+                               "record STS-B dev and isotropy per point; resumes where it stopped.")
+    def sweep_command(
+        method: str = typer.Argument(..., help="a training method, e.g. simcse"),
+        model: str = typer.Option(..., "--model", "-m", help="model folder or hub name"),
+        data: Optional[str] = typer.Option(None, "--data", "-d", help="training data"),
+        grid: list[str] = typer.Option(..., "--grid", help="NAME=V1,V2,... (repeatable)"),
+        output: str = typer.Option("runs/sweep", "--output", "-o", help="sweep folder (sweep.jsonl, sweep.md, plots)"),
+        max_steps: Optional[int] = typer.Option(None, help="steps per run"),
+        seeds: int = typer.Option(1, help="seeds per grid point"),
+        seed: int = typer.Option(42, help="first seed"),
+        eval_data: Optional[str] = typer.Option(None, help="probe pairs (s1, s2, score) [STS-B dev]"),
+        probe_pairs: int = typer.Option(400, help="probe pairs per evaluation"),
+        keep_models: bool = typer.Option(False, "--keep-models", help="keep each run's model folder"),
+        bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16"),
+        extra: list[str] = typer.Option([], "--set", help="other fixed setting KEY=VALUE (repeatable)"),
+    ) -> None:
+        from rich.console import Console
+
+        from decone.cli import _parse_settings
+
+        base = {"max_steps": max_steps, "seed": seed, "bf16": bf16, "eval_data": eval_data, **_parse_settings(extra)}
+        base = {k: v for k, v in base.items() if v is not None}
+        console = Console(stderr=True, highlight=False)
+        rows = sweep(method, model, data, parse_grid(grid), output, seeds=seeds, base=base, probe_pairs=probe_pairs,
+                     keep_models=keep_models, console=console)
+        console.print((Path(output) / "sweep.md").read_text())
+        console.print(f"{len(rows)} runs; sweep.jsonl, sweep.md and plots in {output}")

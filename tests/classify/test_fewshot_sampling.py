@@ -1,0 +1,93 @@
+"""Few-shot sampling and label noise: class balance, exact flip counts, flips only to other classes."""
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from decone.classify.fewshot import flip_labels, read_runs, sample_balanced, summarize
+from decone.errors import ConfigError, DataError
+
+
+@pytest.mark.parametrize("n", [7, 20, 100, 101])
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 1 / 3, 0.5, 1.0])
+@pytest.mark.parametrize("classes", [["0", "1"], ["a", "b", "c", "d", "e", "f"]])
+def test_flip_exact_fraction_to_other_classes(n, fraction, classes):
+    rng = np.random.default_rng(n)
+    labels = [classes[i % len(classes)] for i in range(n)]
+    noisy, flipped = flip_labels(labels, fraction, classes, np.random.default_rng(7))
+    expected = int(math.floor(fraction * n + 0.5))
+    assert len(flipped) == expected == len(set(flipped.tolist()))
+    changed = [i for i in range(n) if noisy[i] != labels[i]]
+    assert changed == sorted(flipped.tolist())  # every chosen label changes, no other does
+    assert all(noisy[i] in classes for i in range(n))
+
+
+def test_flip_targets_are_uniform_over_other_classes():
+    classes = ["a", "b", "c", "d"]
+    counts = Counter()
+    for seed in range(300):
+        noisy, flipped = flip_labels(["a"] * 10, 0.5, classes, np.random.default_rng(seed))
+        counts.update(noisy[i] for i in flipped)
+    assert set(counts) == {"b", "c", "d"}
+    total = sum(counts.values())
+    assert all(abs(c / total - 1 / 3) < 0.05 for c in counts.values())
+
+
+def test_flip_is_deterministic_per_rng():
+    labels = ["0", "1"] * 10
+    a = flip_labels(labels, 0.2, ["0", "1"], np.random.default_rng(3))
+    b = flip_labels(labels, 0.2, ["0", "1"], np.random.default_rng(3))
+    assert a[0] == b[0] and np.array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("shots,classes,per_class", [
+    (20, ["0", "1"], {"0": 10, "1": 10}),
+    (21, ["0", "1"], None),
+    (100, ["a", "b", "c", "d", "e", "f"], None),
+])
+def test_sample_is_class_balanced(shots, classes, per_class):
+    labels = np.array([classes[i % len(classes)] for i in range(3000)])
+    idx = sample_balanced(labels, classes, shots, np.random.default_rng(0))
+    assert len(idx) == shots == len(set(idx.tolist()))
+    counts = Counter(labels[idx])
+    assert max(counts.values()) - min(counts.values()) <= 1 and set(counts) == set(classes)
+    if per_class:
+        assert dict(counts) == per_class
+
+
+def test_sample_errors():
+    labels = ["a"] * 50 + ["b"] * 3
+    with pytest.raises(ConfigError, match="at least 2 per class"):
+        sample_balanced(labels, ["a", "b"], 3, np.random.default_rng(0))
+    with pytest.raises(DataError, match="class 'b' has 3"):
+        sample_balanced(labels, ["a", "b"], 20, np.random.default_rng(0))
+
+
+def test_read_runs_drops_a_torn_last_line(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    path.write_text('{"shots": 20, "seed": 0}\n{"shots": 20, "seed": 1}\n{"shots": 2')
+    assert [r["seed"] for r in read_runs(path)] == [0, 1]
+    assert path.read_text().endswith("}\n")
+
+
+def test_summarize_mean_std_and_paired_delta():
+    rows = [dict(shots=20, noise=0.0, seed=s, accuracy=a, **{"lambda": lam})
+            for lam, accs in ((0.0, [0.5, 0.6, 0.7]), (0.9, [0.6, 0.6, 0.8])) for s, a in enumerate(accs)]
+    ce, scl = summarize(rows)
+    assert ce["mean"] == pytest.approx(0.6) and ce["std"] == pytest.approx(0.1) and ce["delta"] is None
+    assert scl["delta"] == pytest.approx(0.2 / 3) and scl["delta_wins"] == 2 and scl["delta_n"] == 3
+
+
+def test_cv_task_holds_out_a_fixed_stratified_test_set():
+    from decone.classify.tasks import fewshot_splits
+
+    task = {"train": [(f"n{i}", "neg") for i in range(50)] + [(f"p{i}", "pos") for i in range(30)], "test": None,
+            "labels": ["neg", "pos"]}
+    pool, test = fewshot_splits(task)
+    assert Counter(y for _, y in test) == {"neg": 5, "pos": 3}
+    assert not {t for t, _ in pool} & {t for t, _ in test} and len(pool) + len(test) == 80
+    assert fewshot_splits(task) == (pool, test)  # independent of any run seed
+    _, small = fewshot_splits({**task, "test": task["train"]}, test_size=16)
+    assert Counter(y for _, y in small) == {"neg": 10, "pos": 6}

@@ -1,0 +1,36 @@
+import json
+
+import pytest
+
+from decone.errors import ConfigError
+from decone.sweep import parse_grid, sweep
+from tests.test_train import SENTENCES
+
+
+def test_parse_grid_casts_by_field_type():
+    grid = parse_grid(["temperature=0.01,0.05", "batch_size=16,64", "pooling=cls,mean"])
+    assert grid == {"temperature": [0.01, 0.05], "batch_size": [16, 64], "pooling": ["cls", "mean"]}
+    with pytest.raises(ConfigError, match="not a training setting"):
+        parse_grid(["colour=red"])
+    with pytest.raises(ConfigError, match="must be float"):
+        parse_grid(["temperature=hot"])
+
+
+def test_sweep_runs_the_product_and_resumes(tiny_model_dir, tmp_path):
+    data = tmp_path / "s.txt"
+    data.write_text("\n".join(SENTENCES) + "\n")
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("sentence1\tsentence2\tscore\n" + "".join(
+        f"{a}\t{b}\t{(i % 6) * 1.0}\n" for i, (a, b) in enumerate(zip(SENTENCES, SENTENCES[2:]))))
+    grid = {"temperature": [0.05, 0.5], "pooling": ["mean", "cls"]}
+    base = {"max_steps": 2, "batch_size": 4, "max_length": 16, "bf16": False, "eval_data": str(dev)}
+    rows = sweep("simcse", str(tiny_model_dir), str(data), grid, tmp_path / "sw", base=dict(base))
+    assert len(rows) == 4 and {(r["temperature"], r["pooling"]) for r in rows} == {(0.05, "mean"), (0.05, "cls"), (0.5, "mean"), (0.5, "cls")}
+    assert all(-100 <= r["probe_dev_spearman"] <= 100 and -1 <= r["probe_avg_cosine"] <= 1 for r in rows)
+    for name in ("sweep.md", "sweep_temperature.png", "sweep_pooling.png", "sweep_sts_vs_anisotropy.png"):
+        assert (tmp_path / "sw" / name).exists()
+    # resume: nothing left to do, rows unchanged
+    again = sweep("simcse", str(tiny_model_dir), str(data), grid, tmp_path / "sw", base=dict(base))
+    assert len(again) == 4
+    assert len((tmp_path / "sw" / "sweep.jsonl").read_text().splitlines()) == 4
+    assert not (tmp_path / "sw" / "runs").exists() or not any((tmp_path / "sw" / "runs").iterdir())
