@@ -72,7 +72,7 @@ def train(
     eval_every: int = typer.Option(125, help="Evaluate on --eval-data every N steps"),
     save_every: int = typer.Option(250, help="Write a checkpoint every N steps"),
     log_every: int = typer.Option(10, help="Write a train_log.jsonl row every N steps"),
-    diagnose_every: int = typer.Option(0, help="Log isotropy diagnostics every N steps and plot dynamics.png (0: off)"),
+    diagnose_every: int = typer.Option(0, help="Probe isotropy + STS-B dev every N steps into train_log.jsonl and plot dynamics.png (0: off; 50 or more recommended: one probe costs about 1-2.5 steps)"),
     mini_batch_size: int = typer.Option(0, help="GradCache: backpropagate in mini-batches of this size (0: off)"),
     encoding: str = typer.Option("utf-8", help="Text encoding of the data file"),
     text_column: Optional[str] = typer.Option(None, help="Column holding the text in .csv/.tsv/.jsonl data"),

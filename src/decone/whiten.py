@@ -30,7 +30,10 @@ def fit_whitening(x, dim: int | None = None, source: str = "the data") -> tuple[
 
     Args:
         x: sentence embeddings, one per row.
-        dim: keep the first ``dim`` columns of W (default all d).
+        dim: keep the first ``dim`` columns of W. Default: every direction with non-zero variance, i.e. the
+            covariance's numerical rank (eigenvalues above RANK_TOL x the largest). Post-LayerNorm models pooled with
+            ``mean``/``cls`` have exactly one zero-variance direction (LayerNorm's zero-mean constraint survives
+            averaging), so this is usually d - 1; whitening that direction would only amplify rounding noise.
         source: named in error messages.
 
     Returns:
@@ -45,19 +48,20 @@ def fit_whitening(x, dim: int | None = None, source: str = "the data") -> tuple[
     if x.ndim != 2:
         raise ValueError(f"fit_whitening: expected (n, d), got shape {x.shape}")
     n, d = x.shape
-    if dim is None:
-        dim = d
-    if not 1 <= dim <= d:
+    if dim is not None and not 1 <= dim <= d:
         raise ConfigError(f"--dim must be between 1 and the embedding size {d}, got {dim}")
     if n < 2:
         raise DataError(f"{source}: whitening needs at least 2 sentences, got {n}")
     if not np.isfinite(x).all():
         raise DataError(f"{source}: embeddings contain NaN or infinite values")
     mu = x.mean(axis=0)
-    cov = np.cov(x - mu, rowvar=False).reshape(d, d)
-    s, u = _eigh_desc(cov)  # cov = U diag(s) U^T: for a symmetric PSD matrix the SVD is the eigendecomposition
+    s, u = _eigh_desc(covariance(x))  # cov = U diag(s) U^T: for a symmetric PSD matrix the SVD is the eigendecomposition
     rank = int((s > s[0] * RANK_TOL).sum()) if s[0] > 0 else 0
-    if rank < dim:
+    if rank == 0:
+        raise DataError(f"{source}: all {n} sentences have the same embedding: nothing to whiten")
+    if dim is None:
+        dim = rank
+    elif rank < dim:
         raise DataError(
             f"{source}: {n} sentences give embeddings whose covariance has rank {rank} < {dim}: "
             f"pass --dim {rank} or less" + (f", or use more than {dim} sentences" if n <= dim else "")

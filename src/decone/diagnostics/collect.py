@@ -46,6 +46,49 @@ def layer_embeddings(
 
 
 @torch.inference_mode()
+def output_and_layers(
+    encoder,
+    sentences: Sequence[str],
+    batch_size: int = 64,
+    show_progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pass giving both :func:`sentence_embeddings` (n, d) and :func:`layer_embeddings` (L + 1, n, H).
+
+    Batches texts by length like :meth:`Encoder.encode`; each layer is pooled as ``encode(layers=...)`` does.
+    """
+    from decone.encoder import _progress, pool
+
+    sentences = list(sentences)
+    n_states = num_hidden_states(encoder)
+    hidden = int(encoder.model.config.hidden_size)
+    out = np.zeros((len(sentences), encoder.dim), dtype=np.float32)
+    layers = np.zeros((n_states, len(sentences), hidden), dtype=np.float32)
+    if not sentences:
+        return out, layers
+    layer_pooling = "cls_before_pooler" if encoder.pooling.startswith("cls") else "mean"
+    device = encoder.device
+    was_training = encoder.training
+    encoder.eval()
+    ids, batches = encoder.length_batches(sentences, batch_size)
+    if show_progress is None:
+        show_progress = len(batches) > 20 and sys.stderr.isatty()
+    progress = _progress(show_progress, "encoding", len(batches))
+    try:
+        for idx in batches:
+            feats = {k: v.to(device) for k, v in encoder.collate([ids[i] for i in idx]).items()}
+            res = encoder(feats, output_hidden_states=True)
+            out[idx] = res["embedding"].float().cpu().numpy()
+            mask = feats["attention_mask"]
+            stacked = torch.stack([pool((h,), mask, layer_pooling) for h in res["hidden_states"]])
+            layers[:, idx] = stacked.float().cpu().numpy()
+            progress.advance()
+    finally:
+        progress.close()
+        encoder.train(was_training)
+    return out, layers
+
+
+@torch.inference_mode()
 def word_states(
     encoder,
     sentences: Sequence[str],

@@ -25,7 +25,7 @@ def diagnose_command(
     model: list[str] = typer.Option(..., "--model", "-m", help="Model folder or hub name (repeat to compare models)"),
     data: Optional[str] = typer.Option(
         None, "--data", "-d",
-        help="STS-B folder, STS-B .csv, or .txt with one sentence per line [default: <data dir>/sts/STSBenchmark]"),
+        help="STS-B folder, STS-B .csv, or .txt with one sentence per line (default: the data dir's sts/STSBenchmark)"),
     output: str = typer.Option(..., "--output", "-o", help="Folder for diagnostics.json and the PNG plots"),
     pooling: Optional[str] = typer.Option(None, help="Override the models' pooling (cls, cls_before_pooler, mean, first_last_avg)"),
     label: list[str] = typer.Option([], "--label", help="Name of each model in the table and plots (one per --model)"),
@@ -34,7 +34,7 @@ def diagnose_command(
     token_sample: int = typer.Option(500, help="Sentences sampled for the token-level metrics (0: skip)"),
     seed: int = typer.Option(0, help="Seed of every sample"),
     batch_size: int = typer.Option(64, help="Texts per forward pass"),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... [default: cuda if available]"),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
 ) -> None:
     """Anisotropy diagnostics of one or more encoders: diagnostics.json, plots and a comparison table."""
     from decone.diagnostics.report import diagnose, summary_table
@@ -44,7 +44,7 @@ def diagnose_command(
         doc, paths = diagnose(
             model, output, data=data, pooling=pooling, labels=label or None, sample_size=sample, n_pairs=pairs,
             token_sample=token_sample, seed=seed, batch_size=batch_size, device=device,
-            show_progress=None if sys.stderr.isatty() else False, log=lambda msg: console.print(f"[dim]{msg}[/]"),
+            show_progress=None if sys.stderr.isatty() else False, log=lambda msg: console.print(msg, soft_wrap=True),
         )
     except DeconeError as exc:
         _fail(exc)
@@ -55,17 +55,17 @@ def diagnose_command(
 def _console_out():
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def whiten_command(
     model: str = typer.Option(..., "--model", "-m", help="Model folder or hub name"),
     data: str = typer.Option(..., "--data", "-d", help="Sentences to fit on: .txt (one a line), or STS-B .csv / folder"),
     output: str = typer.Option(..., "--output", "-o", help="Folder for the whitened model"),
-    dim: Optional[int] = typer.Option(None, "--dim", "-k", help="Keep the top-k whitened dimensions [default: all]"),
+    dim: Optional[int] = typer.Option(None, "--dim", "-k", help="Keep the top-k whitened dimensions (default: every direction with non-zero variance)"),
     pooling: Optional[str] = typer.Option(None, help="Override the model's pooling"),
     batch_size: int = typer.Option(64, help="Texts per forward pass"),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... [default: cuda if available]"),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
 ) -> None:
     """BERT-whitening (Su et al. 2021): fit mean and W on --data, save a model that applies them."""
     from decone.whiten import whiten
@@ -73,7 +73,8 @@ def whiten_command(
     console = _console()
     try:
         info = whiten(model, data, output, dim=dim, pooling=pooling, batch_size=batch_size, device=device,
-                      show_progress=None if sys.stderr.isatty() else False, log=console.print)
+                      show_progress=None if sys.stderr.isatty() else False,
+                      log=lambda msg: console.print(msg, soft_wrap=True))
     except DeconeError as exc:
         _fail(exc)
     for warning in info["warnings"]:

@@ -184,7 +184,8 @@ def _scored_pairs(path: Path) -> list[tuple[str, str, float]]:
 
 def make_dynamics_callback(config, n_pairs: int = DEFAULT_PROBE_PAIRS) -> DynamicsCallback:
     """The trainer's default: every ``config.diagnose_every`` steps, on ``n_pairs`` seeded STS-B dev pairs (or, where
-    the data dir has no STS-B, pairs of ``config.eval_data``), seeded by ``config.seed``."""
+    the data dir has no STS-B, pairs of ``config.eval_data``), seeded by ``config.seed``, in the trainer's precision
+    (``config.bf16``: None = bf16 where the hardware has it; it changes the metrics in the 4th digit)."""
     from decone.errors import DataError
 
     try:
@@ -195,7 +196,8 @@ def make_dynamics_callback(config, n_pairs: int = DEFAULT_PROBE_PAIRS) -> Dynami
             raise DataError("--diagnose-every needs probe data: STS-B dev (sts/STSBenchmark/sts-dev.csv in the data "
                             "dir: set DECONE_DATA) or --eval-data") from None
         sentences, pairs = default_probe(n_pairs, getattr(config, "seed", 0), eval_data)
-    return DynamicsCallback(int(config.diagnose_every), sentences, pairs, seed=getattr(config, "seed", 0))
+    return DynamicsCallback(int(config.diagnose_every), sentences, pairs, seed=getattr(config, "seed", 0),
+                            bf16=getattr(config, "bf16", None))
 
 
 # ---------------------------------------------------------------------------------------------- plotting
@@ -257,7 +259,7 @@ def plot_dynamics(log_path: str | Path | None, out_png: str | Path, extra_rows: 
         if key in series:
             steps = sorted(series[key])
             style = "-" if key == "loss" else "-o"
-            label = "probe pairs" if key == "probe_dev_spearman" else None
+            label = "probe pairs (dev subset)" if key == "probe_dev_spearman" else None
             ax.plot(steps, [series[key][s] for s in steps], style, ms=3.5, lw=1.4, color="#1f77b4", label=label)
         if key == "probe_dev_spearman" and "eval_spearman" in series:
             steps = sorted(series["eval_spearman"])

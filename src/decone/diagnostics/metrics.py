@@ -65,16 +65,26 @@ def random_pairs(n: int, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.nd
 def pair_cosines(x, n_pairs: int = DEFAULT_PAIRS, seed: int = 0) -> np.ndarray:
     """Cosine similarities of random pairs of distinct rows (see :func:`random_pairs`). -> (n_pairs,) float64."""
     x = unit_rows(as_matrix(x))
-    i, j = random_pairs(len(x), n_pairs, seed)
+    n = len(x)
+    if n * (n - 1) // 2 <= n_pairs:  # every pair: read them off the Gram matrix
+        return (x @ x.T)[np.triu_indices(n, k=1)]
+    i, j = random_pairs(n, n_pairs, seed)
     return np.einsum("ij,ij->i", x[i], x[j])
 
 
 def avg_cosine(x, n_pairs: int = DEFAULT_PAIRS, seed: int = 0) -> float:
     """Average cosine similarity of random pairs of distinct rows: Ethayarajh's (2019) anisotropy baseline.
 
-    About 0 for an isotropic cloud centred at the origin, 1 when all rows point the same way.
+    About 0 for an isotropic cloud centred at the origin, 1 when all rows point the same way. Where all n(n-1)/2
+    pairs fit in ``n_pairs`` the mean over every pair is computed exactly, in O(n d):
+    (||sum u_i||^2 - sum ||u_i||^2) / (n (n - 1)) for the unit rows u_i.
     """
-    return float(pair_cosines(x, n_pairs, seed).mean())
+    u = unit_rows(as_matrix(x))
+    n = len(u)
+    if n * (n - 1) // 2 <= n_pairs:
+        total = u.sum(axis=0)
+        return float((total @ total - (u * u).sum()) / (n * (n - 1)))
+    return float(pair_cosines(u, n_pairs, seed).mean())
 
 
 # ---------------------------------------------------------------------------------------------- spectra
@@ -104,7 +114,10 @@ def _centered_gram_eigvals(x: np.ndarray, center: bool = True) -> np.ndarray:
         ev = np.concatenate([ev, np.zeros(x.shape[1] - x.shape[0])])
     else:
         ev = eigh(x.T @ x, eigvals_only=True)
-    return np.clip(np.sort(ev)[::-1], 0.0, None)
+    ev = np.sort(ev)[::-1]
+    # eigenvalues at rounding level are zero (as numpy.linalg.matrix_rank decides), not tiny positive noise
+    ev[ev <= ev[0] * max(x.shape) * 10 * np.finfo(np.float64).eps] = 0.0
+    return np.clip(ev, 0.0, None)
 
 
 def pca_variances(x) -> np.ndarray:

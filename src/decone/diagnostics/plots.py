@@ -15,6 +15,8 @@ from matplotlib.figure import Figure
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 DPI = 120
+#: Singular values below this fraction of the largest are numerically zero (e.g. LayerNorm's zero-mean constraint).
+NULL_TOL = 1e-6
 
 
 def color(i: int) -> str:
@@ -51,7 +53,7 @@ def plot_cosine_hist(results: Sequence[dict], path: Path) -> Path:
     ax.set_ylabel("density (probability per unit cosine)")
     n = len(results[0]["arrays"]["cosines"])
     ax.set_title(f"Anisotropy: cosine of {n:,} random pairs (0 = isotropic)")
-    ax.legend(loc="upper left", fontsize=9, frameon=False)
+    ax.legend(loc="upper right", fontsize=9, frameon=True, framealpha=0.95)
     ax.set_xlim(lo, 1.0)
     return _save(fig, path)
 
@@ -68,29 +70,28 @@ _LAYER_PANELS = (
 
 
 def plot_layers(results: Sequence[dict], path: Path) -> Path:
-    """Per-layer curves: sentence-level anisotropy and token-level contextualisation, one line per model.
+    """Per-layer curves: sentence-level anisotropy and token-level contextualisation, one colour per model.
 
     For self- and intra-similarity, solid lines are content words and dashed lines function words (adjusted: the
-    layer's token baseline subtracted, Ethayarajh 2019).
+    layer's token baseline subtracted, Ethayarajh 2019). One legend for the whole figure, below the panels.
     """
-    fig = Figure(figsize=(14, 8))
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(14, 8.4))
     axes = fig.subplots(2, 3)
     has_tokens = any(layer.get("token") for r in results for layer in r["layers"])
     for ax, (kind, key, title, ylabel) in zip(axes.flat, _LAYER_PANELS):
-        drawn = False
         for i, r in enumerate(results):
             rows = [layer for layer in r["layers"] if layer.get(kind)]
             if not rows:
                 continue
             x = [layer["layer"] for layer in rows]
+            style = _layer_style(i, len(results))
             if kind == "token" and key != "baseline":
-                content = [layer[kind][f"{key}_content_adj"] for layer in rows]
-                function = [layer[kind][f"{key}_function_adj"] for layer in rows]
-                ax.plot(x, _nan(content), "-o", color=color(i), ms=4, label=f"{r['label']}: content words")
-                ax.plot(x, _nan(function), "--s", color=color(i), ms=4, label=f"{r['label']}: function words")
+                ax.plot(x, _nan([layer[kind][f"{key}_content_adj"] for layer in rows]), "-o", **style)
+                ax.plot(x, _nan([layer[kind][f"{key}_function_adj"] for layer in rows]), "--s", **style)
             else:
-                ax.plot(x, _nan([layer[kind][key] for layer in rows]), "-o", color=color(i), ms=4, label=r["label"])
-            drawn = True
+                ax.plot(x, _nan([layer[kind][key] for layer in rows]), "-o", **style)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("layer (0 = embedding layer)")
         ax.set_ylabel(ylabel)
@@ -98,13 +99,24 @@ def plot_layers(results: Sequence[dict], path: Path) -> Path:
         ax.xaxis.get_major_locator().set_params(integer=True)
         if kind == "token" and key != "baseline":
             ax.axhline(0.0, color="0.4", lw=0.8, ls=":")
-        if drawn:
-            ax.legend(fontsize=7.5, frameon=False)
-        elif kind == "token" and not has_tokens:
+        if kind == "token" and not has_tokens:
             ax.text(0.5, 0.5, "token metrics not computed", ha="center", va="center", transform=ax.transAxes)
-    fig.suptitle("Anisotropy and contextualisation by layer (sentence vectors: the encoder's pooling of each layer)")
-    fig.tight_layout()
+    handles = [Line2D([], [], marker="o", label=r["label"], **_layer_style(i, len(results)))
+               for i, r in enumerate(results)]
+    if has_tokens:
+        handles += [Line2D([], [], color="black", ls="-", marker="o", label="content words (self/intra)"),
+                    Line2D([], [], color="black", ls="--", marker="s", label="function words (self/intra)")]
+    fig.suptitle("Anisotropy and contextualisation by layer (sentence vectors: each layer pooled the encoder's way)")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=9.5)
     return _save(fig, path)
+
+
+def _layer_style(i: int, n: int) -> dict:
+    """Earlier models drawn wider and lower, so that identical curves (a model and its whitened copy share every
+    hidden layer) stay visible as a line inside a line."""
+    return {"color": color(i), "lw": 1.4 + 2.2 * (n - 1 - i) / max(n - 1, 1), "ms": 4 + 3 * (n - 1 - i) / max(n - 1, 1),
+            "zorder": 2 + i}
 
 
 def _nan(values):
@@ -113,30 +125,39 @@ def _nan(values):
 
 # ---------------------------------------------------------------------------------------------- PCA scatter
 def plot_pca(results: Sequence[dict], path: Path) -> Path:
-    """2-D PCA of the L2-normalised sentence embeddings, one panel per model, with the origin and the centroid.
+    """2-D projection of the L2-normalised sentence embeddings on their top two singular directions (uncentred PCA),
+    one panel per model, with the origin and the centroid marked.
 
-    On the unit sphere an isotropic cloud surrounds the origin; an anisotropic one sits in a cone away from it.
+    Uncentred, so the origin stays at (0, 0): an isotropic cloud surrounds it, an anisotropic one sits in a narrow
+    cone away from it (the first direction is then close to the mean direction).
     """
     n = len(results)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(5.2 * cols, 4.8 * rows))
+    fig = Figure(figsize=(5.2 * cols, 5.0 * rows))
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for i, (ax, r) in enumerate(zip(axes, results)):
         a = r["arrays"]
-        pts, origin, share = a["pca_points"], a["pca_origin"], a["pca_share"]
+        pts, centroid, share = a["pca_points"], a["pca_centroid"], a["pca_share"]
         ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.35, color=color(i), linewidths=0, label="sentences")
-        ax.scatter([0], [0], marker="+", s=120, color="black", label="centroid", zorder=3)
-        ax.scatter([origin[0]], [origin[1]], marker="x", s=90, color="black", linewidths=2, label="origin", zorder=3)
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.set_xlabel(f"PC1 ({share[0]:.1%} of variance)")
-        ax.set_ylabel(f"PC2 ({share[1]:.1%} of variance)")
-        ax.set_title(f"{r['label']}\ncentroid at {r['output']['centroid_ratio']:.2f} x mean norm from origin", fontsize=10)
-        ax.legend(fontsize=8, loc="best", markerscale=1.5)
+        ax.scatter([centroid[0]], [centroid[1]], marker="+", s=140, color="black", linewidths=2, label="centroid",
+                   zorder=3)
+        ax.scatter([0], [0], marker="x", s=90, color="black", linewidths=2, label="origin", zorder=3)
+        lim = 1.05 * max(1e-9, float(np.abs(pts).max()))
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.axvline(0, color="0.6", lw=0.6)
+        ax.set_xlabel(f"direction 1 ({share[0]:.1%} of the second moment)")
+        ax.set_ylabel(f"direction 2 ({share[1]:.1%} of the second moment)")
+        ax.set_title(f"{r['label']}\ncentroid norm {a['centroid_unit_norm']:.2f} (unit vectors; 0 = centred)",
+                     fontsize=10)
+        ax.legend(fontsize=8, loc="lower left", markerscale=1.5)
         ax.grid(alpha=0.3)
     for ax in axes[n:]:
         ax.set_visible(False)
-    fig.suptitle("2-D PCA of L2-normalised sentence embeddings (unit-norm coordinates)")
+    fig.suptitle("Unit-norm sentence embeddings on their top-2 singular directions (uncentred PCA; origin at 0, 0)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -149,10 +170,14 @@ def plot_spectrum(results: Sequence[dict], path: Path) -> Path:
     ax1, ax2 = fig.subplots(1, 2)
     for i, r in enumerate(results):
         sv = r["arrays"]["singular_values"]
-        sv = sv[sv > 0]
+        null = int((sv <= sv[0] * NULL_TOL).sum()) if sv[0] > 0 else len(sv)
+        sv = sv[sv > sv[0] * NULL_TOL] if sv[0] > 0 else sv[:0]
+        if not len(sv):
+            continue
         k = np.arange(1, len(sv) + 1)
+        note = f"; {null} zero-variance direction{'s' if null != 1 else ''} not shown" if null else ""
         ax1.plot(k, sv / sv[0], color=color(i), lw=1.6,
-                 label=f"{r['label']} (effective rank {r['output']['effective_rank']:.1f} of {r['output']['dim']})")
+                 label=f"{r['label']} (effective rank {r['output']['effective_rank']:.1f} of {r['output']['dim']}{note})")
         var = sv**2
         ax2.plot(k, np.cumsum(var) / var.sum(), color=color(i), lw=1.6, label=r["label"])
     ax1.set_yscale("log")
@@ -161,15 +186,16 @@ def plot_spectrum(results: Sequence[dict], path: Path) -> Path:
     ax1.set_ylabel("singular value / largest singular value")
     ax1.set_title("Singular-value spectrum (log-log)")
     ax1.grid(alpha=0.3, which="both")
-    ax1.legend(fontsize=8, frameon=False)
+
     ax2.set_xscale("log")
     ax2.set_xlabel("number of principal components")
     ax2.set_ylabel("cumulative share of variance")
     ax2.set_ylim(0, 1.02)
     ax2.set_title("Cumulative explained variance")
     ax2.grid(alpha=0.3, which="both")
-    ax2.legend(fontsize=8, frameon=False, loc="lower right")
-    fig.tight_layout()
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * len(results), 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=9, frameon=False)
     return _save(fig, path)
 
 
@@ -195,7 +221,7 @@ def plot_alignment_uniformity(results: Sequence[dict], path: Path) -> Path:
         pad_y = max(0.05, 0.15 * (max(ys) - min(ys)))
         ax.set_xlim(min(xs) - pad_x, max(xs) + pad_x)
         ax.set_ylim(max(0.0, min(ys) - pad_y), max(ys) + pad_y)
-        ax.legend(fontsize=8, loc="upper right", frameon=True)
+        ax.legend(fontsize=8.5, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False, ncol=1)
     ax.set_xlabel(r"$\ell_{uniform}$ = log E exp(-2 ||f(x) - f(y)||$^2$)  (all sentence pairs)")
     ax.set_ylabel(r"$\ell_{align}$ = E ||f(x) - f(x$^+$)||$^2$  (STS-B pairs, score $\geq$ 4)")
     ax.set_title("Alignment vs uniformity (L2-normalised; lower is better for both)", fontsize=10)

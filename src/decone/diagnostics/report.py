@@ -88,8 +88,7 @@ def diagnose_encoder(
     b_idx = np.array([index[b] for _, b in positives], dtype=np.int64)
 
     say(f"{label}: encoding {len(texts):,} sentences (output and {collect.num_hidden_states(encoder)} hidden states)")
-    out = collect.sentence_embeddings(encoder, texts, batch_size, show_progress)
-    per_layer = collect.layer_embeddings(encoder, texts, batch_size=batch_size, show_progress=show_progress)
+    out, per_layer = collect.output_and_layers(encoder, texts, batch_size, show_progress)
 
     def block(x: np.ndarray) -> dict:
         row = metrics.sentence_metrics(x[s_idx], n_pairs, seed)
@@ -132,18 +131,20 @@ def diagnose_encoder(
 
 
 def _pca2(x: np.ndarray, seed: int) -> dict:
-    """2-D PCA coordinates of the L2-normalised rows (up to PCA_POINTS of them), the origin's, and the two shares."""
+    """Uncentred PCA of the L2-normalised rows: coordinates of up to PCA_POINTS rows and of the centroid on the top two
+    right-singular directions, their shares of the second moment, and the centroid's norm."""
     u = metrics.unit_rows(x)
-    centroid = u.mean(axis=0)
-    centered = u - centroid
-    _, s, vt = np.linalg.svd(centered, full_matrices=False)
-    var = s**2
+    ev, vecs = metrics.eigh(u.T @ u)  # right-singular directions of u, ascending
+    var = np.clip(ev[::-1], 0.0, None)
+    vt = vecs[:, ::-1].T
     share = var[:2] / var.sum() if var.sum() > 0 else np.zeros(2)
     keep = sample(list(range(len(u))), PCA_POINTS, seed)
+    centroid = u.mean(axis=0)
     return {
-        "pca_points": centered[keep] @ vt[:2].T,
-        "pca_origin": (-centroid) @ vt[:2].T,
+        "pca_points": u[keep] @ vt[:2].T,
+        "pca_centroid": centroid @ vt[:2].T,
         "pca_share": np.pad(share, (0, max(0, 2 - len(share)))),
+        "centroid_unit_norm": float(np.linalg.norm(centroid)),
     }
 
 
@@ -180,13 +181,13 @@ def _clean(obj):
 
 #: Rows of the comparison table: (label, where, key, format).
 TABLE_ROWS = (
-    ("avg cosine (random pairs)", "output", "avg_cosine", "{:.3f}"),
+    ("avg cosine, random pairs", "output", "avg_cosine", "{:.3f}"),
     ("IsoScore", "output", "isoscore", "{:.4f}"),
-    ("I(W) partition isotropy", "output", "partition_isotropy", "{:.3g}"),
-    ("I(W), unit-norm rows", "output", "partition_isotropy_unit", "{:.3g}"),
-    ("variance on top 1 PC", "output", "var_top1", "{:.1%}"),
-    ("variance on top 5 PCs", "output", "var_top5", "{:.1%}"),
-    ("variance on top 10 PCs", "output", "var_top10", "{:.1%}"),
+    ("I(W)", "output", "partition_isotropy", "{:.3g}"),
+    ("I(W), unit rows", "output", "partition_isotropy_unit", "{:.3g}"),
+    ("variance, top 1 PC", "output", "var_top1", "{:.1%}"),
+    ("variance, top 5 PCs", "output", "var_top5", "{:.1%}"),
+    ("variance, top 10 PCs", "output", "var_top10", "{:.1%}"),
     ("effective rank", "output", "effective_rank", "{:.1f}"),
     ("mean norm", "output", "mean_norm", "{:.3f}"),
     ("centroid norm", "output", "centroid_norm", "{:.3f}"),
@@ -194,10 +195,10 @@ TABLE_ROWS = (
     ("alignment (lower better)", "output", "alignment", "{:.3f}"),
     ("uniformity (lower better)", "output", "uniformity", "{:.3f}"),
     ("last layer: token baseline", "token", "baseline", "{:.3f}"),
-    ("last layer: self-sim adj, content", "token", "self_similarity_content_adj", "{:.3f}"),
-    ("last layer: self-sim adj, function", "token", "self_similarity_function_adj", "{:.3f}"),
-    ("last layer: intra-sim adj, content", "token", "intra_similarity_content_adj", "{:.3f}"),
-    ("last layer: intra-sim adj, function", "token", "intra_similarity_function_adj", "{:.3f}"),
+    ("self-sim adj, content", "token", "self_similarity_content_adj", "{:.3f}"),
+    ("self-sim adj, function", "token", "self_similarity_function_adj", "{:.3f}"),
+    ("intra-sim adj, content", "token", "intra_similarity_content_adj", "{:.3f}"),
+    ("intra-sim adj, function", "token", "intra_similarity_function_adj", "{:.3f}"),
 )
 
 
@@ -205,7 +206,7 @@ def summary_table(models: Sequence[dict]):
     """A rich Table comparing the models (columns) on the main metrics (rows)."""
     from rich.table import Table
 
-    table = Table(title="decone diagnose", show_lines=False)
+    table = Table(title="decone diagnose (output embeddings; token rows: last hidden layer)", show_lines=False)
     table.add_column("metric")
     for m in models:
         table.add_column(f"{m['label']}\n({m['pooling']}, d={m['dim']})", justify="right")

@@ -86,24 +86,29 @@ def is_word(text: str) -> bool:
 
 
 def token_baseline(vectors: np.ndarray, sentence_ids: np.ndarray, n_pairs: int = 5000, seed: int = 0) -> float:
-    """Average cosine of random pairs of rows from different sentences (Ethayarajh's baseline). vectors (n, H)."""
+    """Average cosine of random pairs of rows from different sentences (Ethayarajh's baseline). vectors (n, H).
+
+    Exact (every cross-sentence pair) where there are at most ``n_pairs`` pairs in all, else ``n_pairs`` pairs drawn
+    uniformly (seeded)."""
     n = len(vectors)
     sentence_ids = np.asarray(sentence_ids)
     if n < 2 or len(np.unique(sentence_ids)) < 2:
         return float("nan")
-    rng = np.random.default_rng(seed)
-    i_all, j_all = [], []
-    need = n_pairs
-    for _ in range(20):  # rejection-sample pairs across sentences
-        i = rng.integers(0, n, size=2 * need)
-        j = rng.integers(0, n, size=2 * need)
+    if n * (n - 1) // 2 <= n_pairs:
+        i, j = np.triu_indices(n, k=1)
         keep = sentence_ids[i] != sentence_ids[j]
-        i_all.append(i[keep][:need])
-        j_all.append(j[keep][:need])
-        need -= int(min(keep.sum(), need))
-        if need <= 0:
-            break
-    i, j = np.concatenate(i_all), np.concatenate(j_all)
+        i, j = i[keep], j[keep]
+    else:
+        rng = np.random.default_rng(seed)
+        i_all, j_all, need = [], [], n_pairs
+        while need > 0:  # rejection-sample pairs across sentences (at least 2 sentences, so this ends)
+            i = rng.integers(0, n, size=2 * need)
+            j = rng.integers(0, n, size=2 * need)
+            keep = sentence_ids[i] != sentence_ids[j]
+            i_all.append(i[keep][:need])
+            j_all.append(j[keep][:need])
+            need -= len(i_all[-1])
+        i, j = np.concatenate(i_all), np.concatenate(j_all)
     u = unit_rows(np.asarray(vectors, dtype=np.float64))
     return float(np.einsum("ij,ij->i", u[i], u[j]).mean())
 

