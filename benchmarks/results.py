@@ -112,12 +112,13 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
 
     log(f"train {name}: sentence-transformers MNRL over [s, s], {steps} steps")
     transformer = models.Transformer(model, max_seq_length=max_len)
-    pooling = models.Pooling(transformer.get_word_embedding_dimension(), "mean")
+    dim = getattr(transformer, "get_embedding_dimension", transformer.get_word_embedding_dimension)()
+    pooling = models.Pooling(dim, "mean")
     st = SentenceTransformer(modules=[transformer, pooling], device="cpu")
     sents = [s for s in data.read_text(encoding="utf-8").splitlines() if s.strip()]
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work / f"{name}.tmp"), per_device_train_batch_size=batch, max_steps=steps, learning_rate=lr,
-        warmup_ratio=0.0, bf16=has_bf16_cpu(), save_strategy="no", logging_strategy="no", report_to="none", seed=42,
+        bf16=has_bf16_cpu(), save_strategy="no", logging_strategy="no", report_to="none", seed=42,
         disable_tqdm=True, use_cpu=True)
     trainer = SentenceTransformerTrainer(model=st, args=args, loss=losses.MultipleNegativesRankingLoss(st),
                                          train_dataset=Dataset.from_dict({"anchor": sents, "positive": sents}))

@@ -45,11 +45,15 @@ def hub_allowed() -> bool:
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
             return False
+    import importlib.util
+    import sys
+
+    if sys.modules.get("datasets") is not None:
+        return True
     try:
-        import datasets  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec("datasets") is not None
+    except (ImportError, ValueError):
         return False
-    return True
 
 
 def locate(
@@ -61,7 +65,8 @@ def locate(
     """The root holding every path in ``required`` (relative paths in the shared/data layout).
 
     An explicit ``data_dir`` is the only place looked at. Otherwise tries ``$DECONE_DATA`` / ``shared/data``, then the
-    cache, then ``download(cache_root)`` where the hub may be reachable. Raises a one-line :class:`DataError` naming the first missing file otherwise.
+    cache, then ``download(cache_root)`` where the hub may be reachable. Raises a one-line :class:`DataError` naming
+    the first missing file otherwise.
     """
     root = resolve_data_dir(data_dir)
     explicit = bool(data_dir)
@@ -72,7 +77,7 @@ def locate(
             return cand
     download_note = ""
     if explicit:
-        pass
+        pass  # the user pointed at a folder: report what is missing there rather than fetch elsewhere
     elif download is not None and hub_allowed():
         target = cache_dir()
         try:

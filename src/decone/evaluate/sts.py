@@ -281,7 +281,8 @@ def _hub_files(task: str) -> list[str]:
 def _find_hub_layout(data_dir, required: list[str]) -> Path | None:
     from decone.evaluate.data import cache_dir, resolve_data_dir
 
-    for cand in (resolve_data_dir(data_dir), cache_dir()):
+    root = resolve_data_dir(data_dir)
+    for cand in ((root,) if data_dir else (root, cache_dir())):
         if cand is not None and all((cand / rel).is_file() for rel in required):
             return cand
     return None

