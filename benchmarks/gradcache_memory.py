@@ -1,0 +1,97 @@
+"""GradCache memory: peak RSS of a batch of 1024 with ``--mini-batch-size 64`` against a plain batch of 64.
+
+    python benchmarks/gradcache_memory.py                      # all-MiniLM-L6-v2, 3 steps each
+    python benchmarks/gradcache_memory.py --model raw-mini --also-uncached 256
+
+Each run is ``decone.train.fit`` (method ``simcse``, max length 32, the STS-B 10k sentences) in its own subprocess, so
+the peaks do not mix; the peak resident set size (``ru_maxrss``) is read at the end of the run, and the RSS after the
+model is loaded (before the first step) is printed beside it. Batches are drawn without length grouping, so every step
+sees random sentence lengths (batch widths near the maximum) and the peak does not depend on which length band a
+step happens to draw. ``--also-uncached N`` adds a plain batch of N for contrast (a batch of 1024 uncached needs
+several GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+
+def worker(a) -> dict:
+    import torch
+
+    from decone.data import read_dataset
+    from decone.train import TrainConfig, fit
+
+    info: dict = {}
+
+    class Callback:
+        def on_train_begin(self, state):
+            info["rss_before_training_mb"] = C.peak_rss_mb()
+
+        def on_step_end(self, state):
+            info.setdefault("step_times", []).append(time.perf_counter())
+
+    data = read_dataset(str(C.shared() / C.SENTS_10K), "sentences")
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        cfg = TrainConfig(method="simcse", model=C.model_path(a.model), output=out, batch_size=a.batch_size,
+                          mini_batch_size=a.mini_batch_size, max_length=32, max_steps=a.steps, save_every=10**9,
+                          log_every=10**9, group_by_length=False, seed=42)
+        summary = fit(cfg, callbacks=[Callback()], data=data)
+    steps = info["step_times"]
+    return {"batch_size": a.batch_size, "mini_batch_size": a.mini_batch_size, "steps": a.steps,
+            "peak_rss_mb": C.peak_rss_mb(), "rss_before_training_mb": info["rss_before_training_mb"],
+            "seconds_per_step": (steps[-1] - t) / len(steps) if len(steps) < 2 else (steps[-1] - steps[0]) / (len(steps) - 1),
+            "final_loss": summary["final_loss"], "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="minilm")
+    p.add_argument("--small", type=int, default=64, help="the plain batch")
+    p.add_argument("--large", type=int, default=1024, help="the GradCache batch")
+    p.add_argument("--mini-batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--also-uncached", type=int, default=0, help="also a plain batch of this size")
+    p.add_argument("--json")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker:
+        print(json.dumps(worker(a)))
+        return
+
+    info = C.machine()
+    print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']}, "
+          f"load {info['loadavg_1m']:.2f}; model {a.model}, simcse, max length 32, {a.steps} steps each")
+    runs = [(a.small, 0), (a.large, a.mini_batch_size)]
+    if a.also_uncached:
+        runs.append((a.also_uncached, 0))
+    results = []
+    for batch, mini in runs:
+        res = C.run_worker([str(Path(__file__).resolve()), "--worker", "--model", a.model, "--batch-size", str(batch),
+                            "--mini-batch-size", str(mini), "--steps", str(a.steps)])
+        results.append(res)
+        label = f"batch {batch}" + (f", mini-batch {mini} (GradCache)" if mini else " (plain)")
+        print(f"  {label:<40} peak RSS {res['peak_rss_mb']:8.0f} MiB (after load {res['rss_before_training_mb']:6.0f}; "
+              f"training adds {res['peak_rss_mb'] - res['rss_before_training_mb']:6.0f}); "
+              f"{res['seconds_per_step']:.1f} s/step", flush=True)
+    small, large = results[0], results[1]
+    ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
+    print()
+    print(f"batch {a.large} with GradCache / batch {a.small} plain: peak RSS ratio {ratio:.3f} (target <= 1.2); "
+          f"time per example {large['seconds_per_step'] / a.large / (small['seconds_per_step'] / a.small):.2f}x")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"machine": info, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

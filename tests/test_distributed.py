@@ -1,0 +1,175 @@
+"""Two gloo processes on CPU train exactly like one process on the combined batch (global negatives, averaged grads)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from decone.distributed import DistContext
+
+SENTS = [
+    "the cat sat on the mat", "a dog ran in the city", "the man plays music", "she reads a good book",
+    "stock price rise", "the child is happy", "a big red car on the road", "hot water and cold fire",
+    "the teacher and the student", "one two three", "news of the day", "the old house by the tree",
+    "we play in the market", "they run fast", "a sad film", "the great movie was not bad",
+    "he sat", "green tree", "the night was cold and the city was slow", "i write a song",
+]
+LABELS = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1]
+
+# name -> (texts per view, number of views, loss, GradCache mini-batch or 0)
+SCENARIOS = {
+    "simcse": (12, 2, "infonce", 0),
+    "uneven_hardneg_symmetric": (11, 3, "infonce-sym", 0),  # shards of 6 and 5 rows
+    "gradcache": (12, 2, "infonce", 2),  # cached locally (3 passes a rank), gathered globally
+    "supcon": (12, 1, "supcon", 0),  # a loss without offset: the whole gathered batch on every rank
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build(model_dir: str, loss_name: str):
+    from decone import Encoder
+    from decone.encoder import MLPHead
+    from decone.losses import InfoNCE, SupCon
+    from decone.train import Trainable
+
+    torch.manual_seed(0)
+    enc = Encoder.load(model_dir, pooling="mean", device="cpu")
+    head = MLPHead(enc.model.config.hidden_size)
+    loss = {"infonce": lambda: InfoNCE(0.05), "infonce-sym": lambda: InfoNCE(0.05, symmetric=True),
+            "supcon": lambda: SupCon(0.3)}[loss_name]()
+    model = Trainable(enc, head, loss, max_length=16)
+    model.eval()  # dropout off: the shards see different masks than one process would
+    return model
+
+
+def views_of(n: int, k: int) -> list[list[str]]:
+    return [[SENTS[(i + 5 * v) % len(SENTS)] for i in range(n)] for v in range(k)]
+
+
+def run_step(model, views, labels, mini_batch: int):
+    model.zero_grad(set_to_none=True)
+    if mini_batch:
+        from decone.gradcache import cached_loss_and_backward
+
+        loss = cached_loss_and_backward(model, views, labels, False, mini_batch)
+    else:
+        loss = model.compute_loss(views, labels, False)
+        loss.backward()
+    return loss
+
+
+def _worker(rank: int, world: int, port: int, model_dir: str, out_dir: str, fit_args: tuple) -> None:
+    """One rank: every scenario's loss and averaged gradients, then the whole trainer (one spawn: imports are slow)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    ctx = DistContext(rank, world, rank, torch.device("cpu"), "gloo")
+    results = {}
+    for name, (n, k, loss_name, mini_batch) in SCENARIOS.items():
+        model = build(model_dir, loss_name)
+        model.dist = ctx
+        views = ctx.shard_views(views_of(n, k))
+        labels = ctx.shard_labels(torch.tensor(LABELS[:n])) if loss_name == "supcon" else None
+        loss = run_step(model, views, labels, mini_batch)
+        ctx.all_reduce_grads(model)
+        results[name] = {"loss": ctx.mean_scalar(loss),
+                         "grads": {p: g.grad.clone() for p, g in model.named_parameters() if g.grad is not None}}
+    torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+
+    # the trainer, as under torchrun (it finds the process group already joined)
+    from decone.train import fit
+
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
+    fit(fit_config(*fit_args))
+    dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def fit_inputs(tiny_model_dir, tmp_path_factory) -> tuple[str, str]:
+    """The tiny model with dropout off (so that 1 and 2 processes see the same network) and a text file."""
+    folder = tmp_path_factory.mktemp("fit")
+    model_dir = folder / "tiny-no-dropout"
+    model_dir.mkdir()
+    for f in Path(tiny_model_dir).iterdir():
+        (model_dir / f.name).write_bytes(f.read_bytes())
+    config = json.loads((model_dir / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (model_dir / "config.json").write_text(json.dumps(config))
+    data = folder / "sents.txt"
+    data.write_text("\n".join(SENTS) + "\n")
+    return str(model_dir), str(data)
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tiny_model_dir, fit_inputs, tmp_path_factory):
+    """Spawn 2 gloo processes once; returns each rank's scenario results and the 2-process trainer's output folder."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path_factory.mktemp("ddp")
+    fit_args = (*fit_inputs, str(out / "fit"))
+    mp.spawn(_worker, args=(2, free_port(), str(tiny_model_dir), str(out), fit_args), nprocs=2, join=True)
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)], out / "fit"
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_two_processes_equal_one_on_the_combined_batch(two_ranks, tiny_model_dir, name):
+    n, k, loss_name, mini_batch = SCENARIOS[name]
+    model = build(str(tiny_model_dir), loss_name)
+    labels = torch.tensor(LABELS[:n]) if loss_name == "supcon" else None
+    ref_loss = run_step(model, views_of(n, k), labels, 0).detach()  # one process, whole batch, no GradCache
+    ref = {p: g.grad for p, g in model.named_parameters() if g.grad is not None}
+    for rank_results in two_ranks[0]:
+        got = rank_results[name]
+        assert abs(float(got["loss"]) - float(ref_loss)) <= 1e-5
+        assert got["grads"].keys() == ref.keys()
+        worst = max(float((got["grads"][p] - ref[p]).abs().max()) for p in ref)
+        assert worst <= 1e-5, f"{name}: max |grad diff| {worst:.2e}"
+
+
+def test_shards_are_disjoint_and_cover_the_batch():
+    for world in (1, 2, 3, 8):
+        for n in (2, 7, 64):
+            seen = []
+            for r in range(world):
+                seen += DistContext(r, world, r, torch.device("cpu"), "gloo").shard_positions(n)
+            assert sorted(seen) == list(range(n))
+
+
+# ------------------------------------------------------------------------------------------------ the trainer itself
+def fit_config(model_dir: str, data_path: str, out: str):
+    from decone.train import TrainConfig
+
+    return TrainConfig(method="simcse", model=model_dir, data=data_path, output=out, batch_size=8, max_steps=3,
+                       bf16=False, pooling="mean", head="mlp-train", lr=1e-3, save_every=2, log_every=1,
+                       mini_batch_size=2)
+
+
+def test_fit_under_two_processes_matches_one(two_ranks, fit_inputs, tmp_path):
+    """The whole trainer with WORLD_SIZE=2 (as under torchrun): rank 0 writes one log, checkpoint and model, and the
+    weights equal a 1-process run of the same config (dropout off; GradCache on, so the composition is covered)."""
+    from safetensors.torch import load_file
+
+    from decone.train import fit
+
+    two_dir = two_ranks[1]
+    fit(fit_config(*fit_inputs, str(tmp_path / "one")))
+    two, one = load_file(two_dir / "model.safetensors"), load_file(tmp_path / "one" / "model.safetensors")
+    assert two.keys() == one.keys()
+    assert max(float((two[k] - one[k]).abs().max()) for k in one) <= 1e-5
+    log_two = [json.loads(x) for x in (two_dir / "train_log.jsonl").read_text().splitlines()]
+    log_one = [json.loads(x) for x in (tmp_path / "one" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log_two] == [r["step"] for r in log_one] == [1, 2, 3]  # one log, written once
+    for a, b in zip(log_two, log_one):
+        assert abs(a["loss"] - b["loss"]) <= 1e-5
+    assert (two_dir / "checkpoint" / "trainer_state.json").exists()
