@@ -83,6 +83,8 @@ CATALOGUE = [
     ("batch-size-one", {}, ["--data", "{work}/good.txt", "--batch-size", "1"], ["--batch-size", ">= 2"]),
     ("max-length-too-long", {}, ["--data", "{work}/good.txt", "--max-length", "4096"], ["max_length 4096", "position limit 64"]),
     ("unknown-pooling", {}, ["--data", "{work}/good.txt", "--pooling", "max"], ["--pooling", "'max'"]),
+    ("scl-one-class", {"d.csv": "text,label\nthe cat,pos\nthe dog,pos\na car,pos\n"},
+     ["--data", "d.csv", "--method-override", "scl"], ["d.csv", "only one class"]),
 ]
 
 
