@@ -55,6 +55,7 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "loadavg_1m": os.getloadavg()[0],
+        "omp_wait_policy": OMP_WAIT_POLICY or "(OpenMP default)",
     }
 
 
@@ -139,10 +140,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+#: The OpenMP wait policy of every worker, whichever system it runs. decone sets PASSIVE when it is imported before
+#: torch (as the ``decone`` command does): idle OpenMP threads sleep instead of spinning, which matters on a machine
+#: shared with other jobs. The benchmarks give every system the same setting; ``--omp-wait-policy`` changes it.
+OMP_WAIT_POLICY = "PASSIVE"
+
+
 def run_worker(args: list[str], timeout: float | None = None) -> dict:
     """Run ``python <this benchmark> --worker ...`` in a fresh process and parse the JSON line it prints last."""
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"})
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    if OMP_WAIT_POLICY:
+        env["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
+    else:
+        env.pop("OMP_WAIT_POLICY", None)
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"worker {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     for line in reversed(proc.stdout.splitlines()):
@@ -158,6 +169,16 @@ def spread(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:,.1f}"
     return f"{statistics.median(values):,.1f} ({min(values):,.1f}-{max(values):,.1f}, n={len(values)})"
+
+
+def add_omp_flag(parser) -> None:
+    parser.add_argument("--omp-wait-policy", default=OMP_WAIT_POLICY, choices=["PASSIVE", "ACTIVE", ""],
+                        help="OMP_WAIT_POLICY of every worker ('' = OpenMP's default) [PASSIVE, decone's own]")
+
+
+def set_omp(args) -> None:
+    global OMP_WAIT_POLICY
+    OMP_WAIT_POLICY = args.omp_wait_policy
 
 
 def gflops(x: float) -> str:

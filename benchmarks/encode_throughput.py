@@ -89,10 +89,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=0, help="decone's batch size (0: its default, 64)")
     p.add_argument("--threads", type=int, default=0, help="torch threads in every worker (0: torch's default)")
+    C.add_omp_flag(p)
     p.add_argument("--json")
     p.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args()
+    C.set_omp(a)
     if a.worker:
         print(json.dumps(worker(a)))
         return
@@ -104,7 +106,8 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     info = C.machine()
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']} "
-          f"({info['torch_threads']} threads), avx512_bf16={info['avx512_bf16']}, load {info['loadavg_1m']:.2f}")
+          f"({info['torch_threads']} threads), avx512_bf16={info['avx512_bf16']}, load {info['loadavg_1m']:.2f}, "
+          f"workers' OMP_WAIT_POLICY {info['omp_wait_policy']}")
     peak = C.gemm_peak()
     print(f"GEMM 2048^3 peak: fp32 {C.gflops(peak['fp32']['best'])}, bf16 {C.gflops(peak['bf16']['best'])} GFLOP/s")
     configs = a.configs.split(",")

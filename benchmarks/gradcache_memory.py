@@ -61,10 +61,12 @@ def main() -> None:
     p.add_argument("--mini-batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--also-uncached", type=int, default=0, help="also a plain batch of this size")
+    C.add_omp_flag(p)
     p.add_argument("--json")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
+    C.set_omp(a)
     if a.worker:
         print(json.dumps(worker(a)))
         return

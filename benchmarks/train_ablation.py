@@ -88,15 +88,17 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=2)
+    C.add_omp_flag(p)
     p.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     a = p.parse_args()
+    C.set_omp(a)
     if a.worker:
         print(json.dumps(worker(a)))
         return
     info = C.machine()
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']}, load "
           f"{info['loadavg_1m']:.2f}; {a.model}, batch 64, max length 32, {a.steps} steps after {a.warmup}, "
-          f"{a.threads} thread(s)")
+          f"{a.threads} thread(s), OMP_WAIT_POLICY {info['omp_wait_policy']}")
     names = a.variants.split(",")
     results = []
     for r in range(a.rounds):

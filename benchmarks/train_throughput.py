@@ -157,10 +157,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="alternate the systems this many times; report the median")
     p.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="decone's bf16 (auto: CPU support)")
     p.add_argument("--threads", type=int, default=0, help="torch threads in every worker (0: torch's default)")
+    C.add_omp_flag(p)
     p.add_argument("--json", help="also write all results here")
     p.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     a = p.parse_args()
+    C.set_omp(a)
 
     if a.worker:
         res = worker_decone(a) if a.worker == "decone" else worker_st(a, bf16=a.worker == "st-bf16")
@@ -173,7 +175,8 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     info = C.machine()
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']} "
-          f"({info['torch_threads']} threads), avx512_bf16={info['avx512_bf16']}, load {info['loadavg_1m']:.2f}")
+          f"({info['torch_threads']} threads), avx512_bf16={info['avx512_bf16']}, load {info['loadavg_1m']:.2f}, "
+          f"workers' OMP_WAIT_POLICY {info['omp_wait_policy']}")
     peak_before = C.gemm_peak()
     print(f"GEMM 2048^3 peak: fp32 {C.gflops(peak_before['fp32']['best'])} GFLOP/s, "
           f"bf16 {C.gflops(peak_before['bf16']['best'])} GFLOP/s (per CPU-second: fp32 "
