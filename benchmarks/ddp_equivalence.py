@@ -11,9 +11,9 @@ fp32, dropout switched off in a copy of the model so that every run sees the sam
 3. the same with ``--mini-batch-size 8``                                N processes, each with GradCache.
 
 and prints the largest weight difference from run 1 after training, the largest per-step loss difference, and the
-throughput of each run (median over the steps after the first, from ``train_log.jsonl``). On CPU, N processes share the machine's cores (torchrun gives each one
-``OMP_NUM_THREADS=cores/N``), so the speed column shows overhead more than scaling; on a GPU machine each process
-gets a GPU (nccl) and the speed shows the scaling.
+throughput of each run (median over the steps after the first, from ``train_log.jsonl``). On CPU, N processes
+share the machine's cores (torchrun gives each one ``OMP_NUM_THREADS=1``), so the speed column shows overhead more
+than scaling; on a machine with N GPUs each process gets a GPU (nccl) and the speed shows the scaling.
 """
 
 from __future__ import annotations

@@ -38,8 +38,6 @@ VARIANTS = {
 
 
 def worker(a) -> dict:
-    import random
-
     import torch
 
     from decone.encoder import Encoder, MLPHead
