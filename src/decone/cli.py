@@ -53,7 +53,7 @@ def train(
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Output folder [default: runs/METHOD-TIMESTAMP]"),
     epochs: Optional[int] = typer.Option(None, help="Epochs [method default]"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps (overrides --epochs)"),
-    batch_size: Optional[int] = typer.Option(None, help="Examples per batch (in-batch negatives) [method default]"),
+    batch_size: Optional[int] = typer.Option(None, help="Examples per batch (in-batch negatives; under torchrun the global batch over all processes) [method default]"),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate [method default]"),
     temperature: Optional[float] = typer.Option(None, help="Softmax temperature of the contrastive loss [method default]"),
     pooling: Optional[str] = typer.Option(None, help="cls | cls_before_pooler | mean | first_last_avg [folder's own, else method default]"),
@@ -94,6 +94,8 @@ def train(
     if diagnose_every:
         callbacks.append(_dynamics_callback(config))
     summary = fit(config, callbacks=callbacks, console=console)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     line = (f"[green]done:[/] {summary['steps']} steps in {summary['wall_time_s']:.1f} s, "
             f"{summary['sentences_per_s']:,.0f} sentences/s, final loss {summary['final_loss']:.4f}")
     if summary.get("best_eval_spearman") is not None:

@@ -9,7 +9,6 @@ states and position in the data order; they are written atomically, so an interr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -18,7 +17,7 @@ import shutil
 import signal
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -557,6 +556,8 @@ def _warn(message: str) -> None:
 
 
 def _note(message: str, console=None) -> None:
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     from rich.console import Console
 
     (console or Console(stderr=True)).print(message, highlight=False)

@@ -139,14 +139,11 @@ class DynamicsCallback:
 
 
 def _spearman100(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import spearmanr
+    from decone.evaluate.core import spearman100
 
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(spearmanr(x, y).statistic * 100.0)
+    return spearman100(x, y)
 
 
-# ---------------------------------------------------------------------------------------------- construction
 def default_probe(
     n_pairs: int = DEFAULT_PROBE_PAIRS, seed: int = 0, path: str | Path | None = None
 ) -> tuple[list[str], list[tuple[str, str, float]]]:
