@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from decone.encoder import Dense, Encoder, MLPHead, pool
+from decone.encoder import Dense, Encoder, MLPHead, cpu_workers, pool, run_batches
 from decone.errors import ConfigError, ModelError
 
 TEXTS = ["the cat sat on the mat with a happy dog", "hello", "a b c"]
@@ -76,6 +76,32 @@ def test_encode_layers(tiny_encoder):
     per_layer = tiny_encoder.encode(TEXTS, layers=[0, 1, 2])
     assert per_layer.shape == (3, 3, 32)
     assert np.allclose(per_layer[2], tiny_encoder.encode(TEXTS), atol=1e-5)  # last layer, mean pooling
+
+
+def test_encode_worker_threads_match_serial(tiny_encoder):
+    texts = [" ".join(["word"] * (i % 17 + 1)) + f" {i}" for i in range(90)]
+    serial = tiny_encoder.encode(texts, batch_size=4, workers=1)
+    threaded = tiny_encoder.encode(texts, batch_size=4, workers=3)
+    assert np.array_equal(serial, threaded)  # each batch is computed whole by one thread: bit-identical
+    layers = tiny_encoder.encode(texts, batch_size=4, layers=[0, 2], workers=2)
+    assert np.array_equal(layers, tiny_encoder.encode(texts, batch_size=4, layers=[0, 2], workers=1))
+    assert torch.is_grad_enabled()  # the caller's grad mode is untouched
+    with pytest.raises(ConfigError, match="workers must be >= 1"):
+        tiny_encoder.encode(texts, batch_size=4, workers=0)
+
+
+def test_run_batches_visits_each_once_and_reraises():
+    seen = []
+    run_batches(seen.append, list(range(50)), workers=3)
+    assert sorted(seen) == list(range(50))
+    assert cpu_workers(torch.device("cpu"), 1) == 1 and cpu_workers(torch.device("cpu"), 10, 4) == 4
+    assert cpu_workers(torch.device("cuda"), 10, 4) == 1
+
+    def boom(batch):
+        if batch == 7:
+            raise ValueError("bad batch 7")
+    with pytest.raises(ValueError, match="bad batch 7"):
+        run_batches(boom, list(range(20)), workers=2)
 
 
 @pytest.mark.parametrize("pooling,dense", [("mean", []), ("cls_before_pooler", ["tanh"]), ("cls", []),

@@ -276,6 +276,7 @@ class Encoder(nn.Module):
         show_progress: bool | None = None,
         bf16: bool | None = False,
         layers: Sequence[int] | None = None,
+        workers: int | None = None,
     ) -> np.ndarray:
         """Embed sentences.
 
@@ -290,6 +291,9 @@ class Encoder(nn.Module):
             bf16: bf16 autocast; ``None`` uses it where the hardware supports it. Default fp32.
             layers: instead of the final embedding, pool these hidden layers (0 = embeddings) with the encoder's
                 pooling (no dense layers); the result is then (len(layers), n, H).
+            workers: on CPU, batches run in this many threads of one core each; ``None`` uses torch's thread count.
+                Small encoders keep one core busier than two cores share one GEMM (measured 1.2-1.3x faster with 2
+                cores, results bit-identical: each batch is computed whole by one thread). ``1`` runs serially.
 
         Returns:
             float32 array (n, dim), or (len(layers), n, H) when ``layers`` is given.
@@ -312,25 +316,28 @@ class Encoder(nn.Module):
         if show_progress is None:
             show_progress = len(batches) > 20 and sys.stderr.isatty()
         progress = _progress(show_progress, "encoding", len(batches))
-        try:
-            for idx in batches:
-                feats = {k: v.to(device) for k, v in self.collate([ids[i] for i in idx]).items()}
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    if layers is None:
-                        emb = self(feats)["embedding"]
-                    else:
-                        hs = self(feats, output_hidden_states=True)["hidden_states"]
-                        # per layer: [CLS] for the cls poolings, else the padding-aware mean; (len(layers), B, H)
-                        layer_pooling = "cls_before_pooler" if self.pooling.startswith("cls") else "mean"
-                        emb = torch.stack([pool((hs[k],), feats["attention_mask"], layer_pooling) for k in layers])
-                emb = emb.float()
-                if normalize:
-                    emb = nn.functional.normalize(emb, dim=-1)
+
+        def embed(idx: np.ndarray) -> None:
+            feats = {k: v.to(device) for k, v in self.collate([ids[i] for i in idx]).items()}
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 if layers is None:
-                    out[idx] = emb.cpu().numpy()
+                    emb = self(feats)["embedding"]
                 else:
-                    out[:, idx] = emb.cpu().numpy()
-                progress.advance()
+                    hs = self(feats, output_hidden_states=True)["hidden_states"]
+                    # per layer: [CLS] for the cls poolings, else the padding-aware mean; (len(layers), B, H)
+                    layer_pooling = "cls_before_pooler" if self.pooling.startswith("cls") else "mean"
+                    emb = torch.stack([pool((hs[k],), feats["attention_mask"], layer_pooling) for k in layers])
+            emb = emb.float()
+            if normalize:
+                emb = nn.functional.normalize(emb, dim=-1)
+            if layers is None:
+                out[idx] = emb.cpu().numpy()
+            else:
+                out[:, idx] = emb.cpu().numpy()
+            progress.advance()
+
+        try:
+            run_batches(embed, batches, cpu_workers(device, len(batches), workers))
         finally:
             progress.close()
             self.train(was_training)
@@ -509,6 +516,56 @@ class Encoder(nn.Module):
 
 
 # ---------------------------------------------------------------------- helpers
+def cpu_workers(device: torch.device, n_batches: int, workers: int | None = None) -> int:
+    """How many one-core worker threads :func:`run_batches` should use: 1 off CPU or for fewer than two batches."""
+    if device.type != "cpu" or n_batches < 2:
+        return 1
+    wanted = torch.get_num_threads() if workers is None else workers
+    if wanted < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    return min(wanted, n_batches)
+
+
+def run_batches(fn, batches: Sequence, workers: int = 1) -> None:
+    """Call ``fn(batch)`` for every batch: in this thread, or spread over ``workers`` threads of one core each.
+
+    Worker threads take the next batch from a shared iterator (long batches first keeps the tail short). Each sets its
+    own intra-op thread count to 1 (an OpenMP per-thread setting), so ``workers`` GEMMs run side by side instead of
+    one GEMM split over the cores; torch releases the GIL inside its kernels. The first error stops the others.
+    """
+    if workers <= 1:
+        for batch in batches:
+            fn(batch)
+        return
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = iter(batches)
+    lock = threading.Lock()
+    failed = threading.Event()
+    grad_enabled, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    def worker() -> None:
+        torch.set_num_threads(1)
+        # grad modes are thread-local: carry the caller's into the worker
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad_enabled):
+            while not failed.is_set():
+                with lock:
+                    batch = next(pending, None)
+                if batch is None:
+                    return
+                try:
+                    fn(batch)
+                except BaseException:
+                    failed.set()
+                    raise
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="decone-encode") as pool_:
+        futures = [pool_.submit(worker) for _ in range(workers)]
+    for future in futures:
+        future.result()
+
+
 class _progress:
     """A rich progress bar that costs nothing when disabled."""
 

@@ -56,7 +56,7 @@ def output_and_layers(
 
     Batches texts by length like :meth:`Encoder.encode`; each layer is pooled as ``encode(layers=...)`` does.
     """
-    from decone.encoder import _progress, pool
+    from decone.encoder import _progress, cpu_workers, pool, run_batches
 
     sentences = list(sentences)
     n_states = num_hidden_states(encoder)
@@ -73,15 +73,18 @@ def output_and_layers(
     if show_progress is None:
         show_progress = len(batches) > 20 and sys.stderr.isatty()
     progress = _progress(show_progress, "encoding", len(batches))
+
+    def embed(idx: np.ndarray) -> None:
+        feats = {k: v.to(device) for k, v in encoder.collate([ids[i] for i in idx]).items()}
+        res = encoder(feats, output_hidden_states=True)
+        out[idx] = res["embedding"].float().cpu().numpy()
+        mask = feats["attention_mask"]
+        stacked = torch.stack([pool((h,), mask, layer_pooling) for h in res["hidden_states"]])
+        layers[:, idx] = stacked.float().cpu().numpy()
+        progress.advance()
+
     try:
-        for idx in batches:
-            feats = {k: v.to(device) for k, v in encoder.collate([ids[i] for i in idx]).items()}
-            res = encoder(feats, output_hidden_states=True)
-            out[idx] = res["embedding"].float().cpu().numpy()
-            mask = feats["attention_mask"]
-            stacked = torch.stack([pool((h,), mask, layer_pooling) for h in res["hidden_states"]])
-            layers[:, idx] = stacked.float().cpu().numpy()
-            progress.advance()
+        run_batches(embed, batches, cpu_workers(device, len(batches)))
     finally:
         progress.close()
         encoder.train(was_training)
