@@ -105,6 +105,42 @@ def test_catalogue(case, files, argv, fragments, work, tiny_model_dir, tmp_path)
     assert not (tmp_path / "out").exists()
 
 
+def test_scl_unknown_test_label(tiny_model_dir, tmp_path):
+    train = "text,label\n" + "".join(f"good thing {i},pos\nbad thing {i},neg\n" for i in range(6))
+    write(tmp_path / "train.csv", train)
+    proc = run_cli("train", "scl", "--data", "train.csv", "--model", str(tiny_model_dir), "--max-steps", "1",
+                   "--batch-size", "4", "--max-length", "16", "--no-bf16", "--output", "clf", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    write(tmp_path / "test.csv", "text,label\na fine day,pos\na day,neutral\n")
+    proc = run_cli("predict", "--model", "clf", "--input", "test.csv", "--label-column", "label",
+                   "--output", "pred.jsonl", cwd=tmp_path)
+    assert_clean_error(proc, "test.csv:3", "'neutral'", "not one the model knows")
+    assert not (tmp_path / "pred.jsonl").exists()
+
+
+@pytest.mark.parametrize("gold,problem", [("nan", "not finite"), ("7.5", "outside [0, 5]")])
+def test_bad_sts_gold(gold, problem, shared, tiny_model_dir, tmp_path):
+    """A copy of the STS data whose STS-B test line 3 has a bad gold score: `decone eval sts` names file:line."""
+    data = tmp_path / "data"
+    (data / "sts").mkdir(parents=True)
+    for entry in (shared / "data" / "sts").iterdir():
+        if entry.name != "STSBenchmark":
+            (data / "sts" / entry.name).symlink_to(entry)
+    (data / "sts" / "STSBenchmark").mkdir()
+    for entry in (shared / "data" / "sts" / "STSBenchmark").iterdir():
+        if entry.name != "sts-test.csv":
+            (data / "sts" / "STSBenchmark" / entry.name).symlink_to(entry)
+    lines = (shared / "data" / "sts" / "STSBenchmark" / "sts-test.csv").read_text(encoding="utf-8").split("\n")
+    fields = lines[2].split("\t")
+    fields[4] = gold
+    lines[2] = "\t".join(fields)
+    write(data / "sts" / "STSBenchmark" / "sts-test.csv", "\n".join(lines))
+    proc = run_cli("eval", "sts", "--model", str(tiny_model_dir), "--data-dir", str(data), "--output", "r.json",
+                   cwd=tmp_path)
+    assert_clean_error(proc, "sts-test.csv:3", problem)
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_output_not_a_decone_run_is_refused_and_untouched(work, tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
