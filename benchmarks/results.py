@@ -48,11 +48,11 @@ def budget(quick: bool) -> dict:
         return dict(simcse_steps=30, corpus_sentences=2_000, mirror_steps=10, sup_steps=15, minilm_mirror_steps=5,
                     sweep_steps=15, sweep_grid=["temperature=0.05,0.5", "pooling=cls_before_pooler,mean"],
                     fewshot=["--shots", "20", "--seeds", "2", "--noise", "0", "--epochs", "2", "--test-size", "300"],
-                    diagnose_every=10, probe_pairs=300)
+                    diagnose_every=10, probe_pairs=300, sts_tasks=["STSBenchmark", "SICKRelatedness"])
     return dict(simcse_steps=400, corpus_sentences=25_600, mirror_steps=50, sup_steps=92, minilm_mirror_steps=50,
                 sweep_steps=100, sweep_grid=["temperature=0.01,0.05,0.1,0.5", "pooling=cls_before_pooler,mean,first_last_avg"],
                 fewshot=["--shots", "20,100", "--seeds", "5", "--noise", "0,0.2", "--epochs", "8", "--lr", "2e-4"],
-                diagnose_every=50, probe_pairs=1000)
+                diagnose_every=50, probe_pairs=1000, sts_tasks=None)
 
 
 def log(msg: str) -> None:
@@ -112,7 +112,8 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
 
     log(f"train {name}: sentence-transformers MNRL over [s, s], {steps} steps")
     transformer = models.Transformer(model, max_seq_length=max_len)
-    dim = getattr(transformer, "get_embedding_dimension", transformer.get_word_embedding_dimension)()
+    dim = (transformer.get_embedding_dimension() if hasattr(transformer, "get_embedding_dimension")
+           else transformer.get_word_embedding_dimension())
     pooling = models.Pooling(dim, "mean")
     st = SentenceTransformer(modules=[transformer, pooling], device="cpu")
     sents = [s for s in data.read_text(encoding="utf-8").splitlines() if s.strip()]
@@ -132,23 +133,23 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
     return info
 
 
-def evaluate(label: str, path: str, pooling: str | None, work: Path, probe) -> dict:
-    """STS (all), words and the isotropy probe of one model (cached)."""
+def evaluate(label: str, path: str, pooling: str | None, work: Path, probe, data: dict) -> dict:
+    """STS ("all"), words and the isotropy probe of one model (cached); bf16 where the CPU has it, as `decone eval`."""
     from decone.encoder import Encoder
-    from decone.evaluate.runner import ModelSpec, run
-    from decone.evaluate.sts import DISPLAY
+    from decone.evaluate import sts, words
 
     cache = work / "eval" / (label.replace(" ", "_").replace("/", "_") + ".json")
     if cache.exists():
         return json.loads(cache.read_text())
     log(f"evaluate {label}")
     enc = Encoder.load(path, pooling=pooling)
-    result = run([ModelSpec(path, pooling, label, encoder=enc)], ["sts", "words"], bf16=False)["models"][0]
+    s = sts.evaluate_sts(enc, data=data["sts"], bf16=None)
+    w = words.evaluate_words(enc, data=data["words"], bf16=None)
     row = {
         "label": label,
-        "sts": {DISPLAY.get(task, task): r["spearman"]["all"] for task, r in result["sts"]["tasks"].items()},
-        "sts_avg": result["sts"]["avg"]["all"],
-        "words_avg": result["words"]["avg"],
+        "sts": {r["display"]: r["spearman"]["all"] for r in s["tasks"].values()},
+        "sts_avg": s["avg"]["all"],
+        "words_avg": w["avg"],
         **{k.removeprefix("probe_"): v for k, v in probe.probe(enc).items()},
     }
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +211,9 @@ def main() -> None:
 
     sentences, pairs = default_probe(b["probe_pairs"], 0)
     probe = DynamicsCallback(0, sentences, pairs, plot=False)
+    from decone.evaluate import sts, words
+
+    eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
     rows = []
     for label, path, pooling, train_key in [
         ("raw-mini [CLS] (cls_before_pooler)", raw, "cls_before_pooler", None),
@@ -223,7 +227,7 @@ def main() -> None:
         ("all-MiniLM-L6-v2 as shipped", minilm, None, None),
         ("all-MiniLM-L6-v2 + decone mirror", trained["minilm-mirror"]["path"], None, "minilm-mirror"),
     ]:
-        row = evaluate(label, path, pooling, work, probe)
+        row = evaluate(label, path, pooling, work, probe, eval_data)
         if train_key:
             row["train"] = trained[train_key]
         rows.append(row)
@@ -295,7 +299,8 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
         f"native bf16: {has_bf16_cpu()}, torch {torch.__version__}, Python {platform.python_version()}. "
         f"Total wall time {total / 60:.1f} min.", "",
         "STS: Spearman x100 of cosine, SentEval **\"all\"** aggregation for STS12-16 (SimCSE's setting), STS-B and "
-        "SICK-R test sets; avg = plain mean of the 7. Words: mean Spearman x100 over the 13 word-similarity sets. "
+        "SICK-R test sets; avg = plain mean of the 7" + (" (**quick run: STS-B and SICK-R only**, avg of those 2)" if quick else "")
+        + ". Words: mean Spearman x100 over the 13 word-similarity sets. "
         f"Isotropy probe: {b['probe_pairs']} seeded STS-B dev pairs (average cosine of random pairs, IsoScore, "
         "alignment over pairs with gold >= 4, uniformity).", "",
         f"Training budget: simcse {b['simcse_steps']} steps x batch 64 on {b['corpus_sentences']:,} corpus sentences "

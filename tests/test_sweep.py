@@ -34,3 +34,21 @@ def test_sweep_runs_the_product_and_resumes(tiny_model_dir, tmp_path):
     assert len(again) == 4
     assert len((tmp_path / "sw" / "sweep.jsonl").read_text().splitlines()) == 4
     assert not (tmp_path / "sw" / "runs").exists() or not any((tmp_path / "sw" / "runs").iterdir())
+
+
+def test_sweep_cli_with_seed_and_set(tiny_model_dir, tmp_path):
+    """The CLI always passes --seed in the fixed settings: each run's seed must be offset from it, not clash."""
+    from tests.test_reliability import run_cli
+
+    data = tmp_path / "s.txt"
+    data.write_text("\n".join(SENTENCES) + "\n")
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("sentence1\tsentence2\tscore\n" + "".join(
+        f"{a}\t{b}\t{(i % 6) * 1.0}\n" for i, (a, b) in enumerate(zip(SENTENCES, SENTENCES[2:]))))
+    proc = run_cli("sweep", "simcse", "--model", str(tiny_model_dir), "--data", str(data), "--grid",
+                   "temperature=0.05,0.5", "--max-steps", "1", "--seeds", "2", "--seed", "7", "--set", "lr=0.0001",
+                   "--set", "batch_size=4", "--set", "max_length=16", "--no-bf16", "--eval-data", str(dev),
+                   "--probe-pairs", "8", "--output", "sw", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (tmp_path / "sw" / "sweep.jsonl").read_text().splitlines()]
+    assert sorted((r["temperature"], r["seed"]) for r in rows) == [(0.05, 0), (0.05, 1), (0.5, 0), (0.5, 1)]

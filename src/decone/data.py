@@ -48,7 +48,7 @@ class Dataset:
         return len(self.examples)
 
 
-def _decode_lines(path: Path, encoding: str) -> list[str]:
+def decode_lines(path: Path, encoding: str) -> list[str]:
     """The file's lines, decoded one by one so that a bad byte is reported with its line number."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -91,7 +91,7 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> Dataset:
     path = Path(path)
     warnings: list[str] = []
     examples, blank = [], 0
-    for number, line in enumerate(_decode_lines(path, encoding), start=1):
+    for number, line in enumerate(decode_lines(path, encoding), start=1):
         text = line.strip()
         if not text:
             blank += 1
@@ -105,7 +105,7 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> Dataset:
 def _records(path: Path, encoding: str) -> tuple[list[str], list[tuple[int, dict]]]:
     """(column names, [(line number, row dict)]) for .csv/.tsv/.jsonl."""
     suffix = path.suffix.lower()
-    lines = _decode_lines(path, encoding)
+    lines = decode_lines(path, encoding)
     if suffix == ".jsonl":
         rows, names = [], {}
         for number, line in enumerate(lines, start=1):
@@ -211,7 +211,7 @@ def nli_triples(folder: str | Path, splits: Sequence[str] = ("dev", "test")) -> 
         if not all(f.exists() for f in files):
             continue
         found = True
-        s1, s2, labels = ([line.strip() for line in _decode_lines(f, "utf-8")] for f in files)
+        s1, s2, labels = ([line.strip() for line in decode_lines(f, "utf-8")] for f in files)
         if not len(s1) == len(s2) == len(labels):
             raise DataError(f"{files[0]}: {len(s1)} premises but {len(s2)} hypotheses and {len(labels)} labels")
         for number, (p, h, y) in enumerate(zip(s1, s2, labels), start=1):
@@ -290,7 +290,7 @@ def read_dataset(
 def _read_tab_rows(path: Path, encoding: str) -> Dataset:
     """A headerless .txt of tab-separated (anchor, positive[, hard negative]) rows."""
     rows, width = [], None
-    for number, line in enumerate(_decode_lines(path, encoding), start=1):
+    for number, line in enumerate(decode_lines(path, encoding), start=1):
         if not line.strip():
             continue
         cells = [c.strip() for c in line.split("\t")]
@@ -324,7 +324,7 @@ def read_scored_pairs(path: str | Path, encoding: str = "utf-8") -> list[tuple[s
     .csv/.tsv/.jsonl files with ``sentence1``, ``sentence2`` and ``score`` columns.
     """
     path = Path(path)
-    lines = _decode_lines(path, encoding)
+    lines = decode_lines(path, encoding)
     first = lines[0].split("\t") if lines else []
     if len(first) >= 7 and _is_float(first[4]):  # STS Benchmark layout
         pairs = []

@@ -96,8 +96,8 @@ def sweep(
         rid = run_id(point, seed)
         run_dir = out / "runs" / rid.replace(",", "_").replace("=", "-")
         _say(console, f"[{number}/{len(todo)}] {rid}")
-        cfg = TrainConfig(method=method, model=model, data=data, output=str(run_dir), **{**base, **point},
-                          seed=base.get("seed", 42) + seed, overwrite=True)
+        settings = {**base, **point, "seed": base.get("seed", 42) + seed, "overwrite": True}
+        cfg = TrainConfig(method=method, model=model, data=data, output=str(run_dir), **settings)
         t0 = time.perf_counter()
         summary = fit(cfg, console=console)
         encoder = Encoder.load(run_dir)

@@ -136,7 +136,7 @@ def read_labelled(path: str | os.PathLike, encoding: str = "utf-8", text_column:
     Raises:
         DataError: missing file or column, an empty text or label (naming file:line), or no labels where required.
     """
-    from decone.data import _decode_lines, _records, resolve_column
+    from decone.data import _records, decode_lines, resolve_column
 
     path = Path(path)
     texts: list[str] = []
@@ -171,7 +171,7 @@ def read_labelled(path: str | os.PathLike, encoding: str = "utf-8", text_column:
             texts.append(text)
             lines.append(number)
     else:
-        raw = _decode_lines(path, encoding)
+        raw = decode_lines(path, encoding)
         numbered = [(n, line) for n, line in enumerate(raw, start=1) if line.strip()]
         has_labels = bool(numbered) and all("\t" in line for _, line in numbered)
         for number, line in numbered:
