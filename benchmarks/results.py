@@ -176,11 +176,12 @@ def main() -> None:
     raw = str(shared / "models/decone-raw-mini")
     b = budget(args.quick)
     out = Path(args.output)
-    figs = out / "results"
-    work = figs / ("work-quick" if args.quick else "work")
+    figs = out / ("results/quick" if args.quick else "results")  # a smoke run never overwrites the committed figures
+    work = out / "results" / ("work-quick" if args.quick else "work")
     if args.fresh:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
+    figs.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     log(f"budget: {b}")
     sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
@@ -200,7 +201,7 @@ def main() -> None:
     whitened = work / "whitened"
     if not (whitened / "decone.json").exists():
         from decone.encoder import Encoder
-        from decone.whiten import read_fit_sentences, whiten_encoder
+        from decone.whiten import whiten_encoder
 
         log("whiten raw-mini (mean pooling) on STS-B train sentences")
         enc = Encoder.load(raw, pooling="mean")
@@ -332,23 +333,28 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
                      f"{fmt(simcse['train']['wall_s'], 0)} s vs {fmt(peer['train']['wall_s'], 0)} s (**{'less' if faster else 'not less'}**).")
     if simcse and mirror and raw_mean:
         g_s, g_m = simcse["sts_avg"] - raw_mean["sts_avg"], mirror["sts_avg"] - raw_mean["sts_avg"]
-        share = g_m / g_s if g_s > 0 else float("nan")
-        lines.append(f"* mirror's STS gain over raw mean pooling is {g_m:+.2f} vs simcse's {g_s:+.2f}: {share:.0%} of it "
-                     f"(target ≥ 90%: **{'met' if share >= 0.9 else 'not met'}**).")
+        if g_s > 0:
+            share = g_m / g_s
+            lines.append(f"* mirror's STS gain over raw mean pooling is {g_m:+.2f} vs simcse's {g_s:+.2f}: {share:.0%} of it "
+                         f"(target ≥ 90%: **{'met' if share >= 0.9 else 'not met'}**).")
+        else:
+            lines.append(f"* mirror's STS change over raw mean pooling is {g_m:+.2f}, simcse's {g_s:+.2f}: simcse gained "
+                         "nothing, so the target (mirror ≥ 90% of simcse's gain) is **undefined** in this run.")
     if simcse:
         lines.append(f"* anisotropy after simcse: average cosine {fmt(simcse['avg_cosine'], 3)} "
                      f"(target ≤ 0.2: **{'met' if simcse['avg_cosine'] <= 0.2 else 'not met'}**).")
-    lines += ["", "![STS vs anisotropy](results/sts_vs_anisotropy.png)", "",
-              "## Learning dynamics of the simcse run", "", "![dynamics](results/dynamics_simcse.png)", "",
+    r = "results/quick" if quick else "results"
+    lines += ["", f"![STS vs anisotropy]({r}/sts_vs_anisotropy.png)", "",
+              "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
               "## Sweep: simcse on raw-mini", ""]
     if (sweep_dir / "sweep.md").exists():
         lines += (sweep_dir / "sweep.md").read_text().splitlines()[2:]
-    lines += ["", "![temperature](results/sweep_temperature.png)", "![pooling](results/sweep_pooling.png)",
-              "![STS vs anisotropy over the sweep](results/sweep_sts_vs_anisotropy.png)", "",
+    lines += ["", f"![temperature]({r}/sweep_temperature.png)", f"![pooling]({r}/sweep_pooling.png)",
+              f"![STS vs anisotropy over the sweep]({r}/sweep_sts_vs_anisotropy.png)", "",
               "## Supervised contrastive fine-tuning, SST-2 few-shot", ""]
     if (fewshot_dir / "results.md").exists():
         lines += [l for l in (fewshot_dir / "results.md").read_text().splitlines() if not l.startswith("# ")]
-    lines += ["", "![SCL accuracy vs shots](results/scl_accuracy_vs_shots.png)", ""]
+    lines += ["", f"![SCL accuracy vs shots]({r}/scl_accuracy_vs_shots.png)", ""]
     path.write_text("\n".join(lines) + "\n")
     log(f"wrote {path}")
 

