@@ -59,19 +59,19 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def corpus_sentences(shared: Path, n: int, out: Path) -> Path:
-    """The first ``n`` sentences of 4-40 words of the shared corpus, one a line."""
-    path = out / f"corpus_{n}.txt"
+def corpus_sentences(shared: Path, n: int, out: Path, seed: int = 0) -> Path:
+    """``n`` sentences of 4-40 words drawn with a fixed seed from the whole shared corpus, one a line.
+
+    A seeded sample, not the first ``n`` lines: the file is ordered by source (Brown first), and the first lines are
+    1960s news only.
+    """
+    import random
+
+    path = out / f"corpus_{n}_seed{seed}.txt"
     if not path.exists():
-        keep = []
         with gzip.open(shared / "data/corpus/public_sentences.txt.gz", "rt", encoding="utf-8") as f:
-            for line in f:
-                words = line.split()
-                if 4 <= len(words) <= 40:
-                    keep.append(line.strip())
-                    if len(keep) == n:
-                        break
-        path.write_text("\n".join(keep) + "\n")
+            pool = [line.strip() for line in f if 4 <= len(line.split()) <= 40]
+        path.write_text("\n".join(random.Random(seed).sample(pool, n)) + "\n", encoding="utf-8")
     return path
 
 
@@ -191,6 +191,8 @@ def main() -> None:
     trained = {
         "simcse": train_decone("simcse", work, diagnose_every=b["diagnose_every"], method="simcse", data=str(corpus),
                                max_steps=b["simcse_steps"], **small),
+        "simcse-nohead": train_decone("simcse-nohead", work, method="simcse", head="none", data=str(corpus),
+                                      max_steps=b["simcse_steps"], **small),
         "mirror": train_decone("mirror", work, method="mirror", data=str(sents10k), max_steps=b["mirror_steps"], **small),
         "simcse-sup": train_decone("simcse-sup", work, method="simcse-sup", data=str(shared / "data/nli"),
                                    max_steps=b["sup_steps"], **small),
@@ -222,6 +224,7 @@ def main() -> None:
         ("raw-mini first_last_avg", raw, "first_last_avg", None),
         ("raw-mini mean + whitening", str(whitened), None, None),
         ("raw-mini + decone simcse", trained["simcse"]["path"], None, "simcse"),
+        ("raw-mini + decone simcse, no MLP head in training", trained["simcse-nohead"]["path"], None, "simcse-nohead"),
         ("raw-mini + decone mirror", trained["mirror"]["path"], None, "mirror"),
         ("raw-mini + decone simcse-sup", trained["simcse-sup"]["path"], None, "simcse-sup"),
         ("raw-mini + sentence-transformers MNRL [s, s] (peer)", trained["peer"]["path"], None, "peer"),
@@ -304,7 +307,8 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
         + ". Words: mean Spearman x100 over the 13 word-similarity sets. "
         f"Isotropy probe: {b['probe_pairs']} seeded STS-B dev pairs (average cosine of random pairs, IsoScore, "
         "alignment over pairs with gold >= 4, uniformity).", "",
-        f"Training budget: simcse {b['simcse_steps']} steps x batch 64 on {b['corpus_sentences']:,} corpus sentences "
+        f"Training budget: simcse {b['simcse_steps']} steps x batch 64 on {b['corpus_sentences']:,} sentences of 4-40 words "
+        "drawn with seed 0 from the 409k of `shared/data/corpus` (also without SimCSE's train-only MLP head: `--head none`) "
         f"(max_len 32); mirror {b['mirror_steps']} steps x batch 200 on the Mirror-BERT 10k sentences; simcse-sup "
         f"{b['sup_steps']} steps x batch 64 on SNLI (dev+test) triples; the peer has the same data, batch, steps and "
         "learning rate as decone simcse. raw-mini rows use mean pooling and lr 1e-4 (this small model needs a higher "
