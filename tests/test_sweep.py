@@ -16,17 +16,25 @@ def test_parse_grid_casts_by_field_type():
         parse_grid(["temperature=hot"])
 
 
-def test_sweep_runs_the_product_and_resumes(tiny_model_dir, tmp_path):
-    data = tmp_path / "s.txt"
+def _sentences_and_dev(folder):
+    """Training sentences and (s1, s2, score) probe pairs made of them."""
+    data = folder / "s.txt"
     data.write_text("\n".join(SENTENCES) + "\n")
-    dev = tmp_path / "dev.tsv"
+    dev = folder / "dev.tsv"
     dev.write_text("sentence1\tsentence2\tscore\n" + "".join(
         f"{a}\t{b}\t{(i % 6) * 1.0}\n" for i, (a, b) in enumerate(zip(SENTENCES, SENTENCES[2:]))))
+    return data, dev
+
+
+def test_sweep_runs_the_product_and_resumes(tiny_model_dir, tmp_path):
+    data, dev = _sentences_and_dev(tmp_path)
     grid = {"temperature": [0.05, 0.5], "pooling": ["mean", "cls"]}
     base = {"max_steps": 2, "batch_size": 4, "max_length": 16, "bf16": False, "eval_data": str(dev)}
     rows = sweep("simcse", str(tiny_model_dir), str(data), grid, tmp_path / "sw", base=dict(base))
     assert len(rows) == 4 and {(r["temperature"], r["pooling"]) for r in rows} == {(0.05, "mean"), (0.05, "cls"), (0.5, "mean"), (0.5, "cls")}
     assert all(-100 <= r["probe_dev_spearman"] <= 100 and -1 <= r["probe_avg_cosine"] <= 1 for r in rows)
+    table = [line for line in (tmp_path / "sw" / "sweep.md").read_text().splitlines() if line.startswith("| 0.")]
+    assert len(table) == 4 and not any("±" in line for line in table)  # one seed: no spread printed
     for name in ("sweep.md", "sweep_temperature.png", "sweep_pooling.png", "sweep_sts_vs_anisotropy.png"):
         assert (tmp_path / "sw" / name).exists()
     # resume: nothing left to do, rows unchanged
@@ -40,11 +48,7 @@ def test_sweep_cli_with_seed_and_set(tiny_model_dir, tmp_path):
     """The CLI always passes --seed in the fixed settings: each run's seed must be offset from it, not clash."""
     from tests.test_reliability import run_cli
 
-    data = tmp_path / "s.txt"
-    data.write_text("\n".join(SENTENCES) + "\n")
-    dev = tmp_path / "dev.tsv"
-    dev.write_text("sentence1\tsentence2\tscore\n" + "".join(
-        f"{a}\t{b}\t{(i % 6) * 1.0}\n" for i, (a, b) in enumerate(zip(SENTENCES, SENTENCES[2:]))))
+    data, dev = _sentences_and_dev(tmp_path)
     proc = run_cli("sweep", "simcse", "--model", str(tiny_model_dir), "--data", str(data), "--grid",
                    "temperature=0.05,0.5", "--max-steps", "1", "--seeds", "2", "--seed", "7", "--set", "lr=0.0001",
                    "--set", "batch_size=4", "--set", "max_length=16", "--no-bf16", "--eval-data", str(dev),
@@ -52,3 +56,5 @@ def test_sweep_cli_with_seed_and_set(tiny_model_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in (tmp_path / "sw" / "sweep.jsonl").read_text().splitlines()]
     assert sorted((r["temperature"], r["seed"]) for r in rows) == [(0.05, 0), (0.05, 1), (0.5, 0), (0.5, 1)]
+    table = [line for line in (tmp_path / "sw" / "sweep.md").read_text().splitlines() if line.startswith("| 0.")]
+    assert len(table) == 2 and all(line.count("±") == 5 for line in table)  # mean ± std over the 2 seeds

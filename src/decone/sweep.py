@@ -154,12 +154,14 @@ def aggregate(rows: list[dict], axes: list[str]) -> list[dict]:
 def write_report(rows: list[dict], axes: list[str], out: Path) -> None:
     """``sweep.md`` and the plots."""
     agg = aggregate(rows, axes)
-    lines = ["# decone sweep", "", f"{len(rows)} runs. Mean ± std over seeds; probe: seeded STS-B dev pairs.", "",
+    spread = "Mean ± std over seeds" if any(e["seeds"] > 1 for e in agg) else "One seed a point (no spread to report)"
+    lines = ["# decone sweep", "", f"{len(rows)} runs. {spread}; probe: seeded STS-B dev pairs.", "",
              "| " + " | ".join(axes) + " | seeds | " + " | ".join(label for _, label in METRICS) + " |",
              "|" + "---|" * (len(axes) + 1 + len(METRICS))]
     for e in agg:
         cells = [str(e[a]) for a in axes] + [str(e["seeds"])]
-        cells += [f"{m:.3f} ± {s:.3f}" if math.isfinite(m) else "—" for m, s in (e[k] for k, _ in METRICS)]
+        cells += [("—" if not math.isfinite(m) else f"{m:.3f}" if e["seeds"] < 2 else f"{m:.3f} ± {s:.3f}")
+                  for m, s in (e[k] for k, _ in METRICS)]
         lines.append("| " + " | ".join(cells) + " |")
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
     plot_sweep(rows, agg, axes, out)
@@ -196,7 +198,7 @@ def plot_sweep(rows: list[dict], agg: list[dict], axes: list[str], out: Path) ->
         fig.tight_layout()
         fig.savefig(out / f"sweep_{axis}.png", dpi=110)
         plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
     xs = [r.get("probe_avg_cosine") for r in rows]
     ys = [r.get("probe_dev_spearman") for r in rows]
     ax.scatter(xs, ys, alpha=0.8)
@@ -206,7 +208,8 @@ def plot_sweep(rows: list[dict], agg: list[dict], axes: list[str], out: Path) ->
                         xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("anisotropy: avg cosine of random pairs (0 = isotropic)")
     ax.set_ylabel("STS-B dev Spearman x100")
-    ax.set_title("STS vs anisotropy, every run")
+    ax.set_title("STS vs anisotropy, every run\n(labels: " + ", ".join(axes) + ")", fontsize=10)
+    ax.margins(x=0.25)  # room for the point labels on the right
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "sweep_sts_vs_anisotropy.png", dpi=110)
