@@ -1,6 +1,7 @@
 """The one pooling against manual computations (padding included), save/reload, and loading rules."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -102,6 +103,17 @@ def test_run_batches_visits_each_once_and_reraises():
             raise ValueError("bad batch 7")
     with pytest.raises(ValueError, match="bad batch 7"):
         run_batches(boom, list(range(20)), workers=2)
+
+    done = []
+
+    def first_fails(batch):
+        if batch == 0:
+            raise ValueError("bad batch 0")
+        time.sleep(0.02)
+        done.append(batch)
+    with pytest.raises(ValueError, match="bad batch 0"):
+        run_batches(first_fails, list(range(50)), workers=2)
+    assert len(done) <= 3  # the other worker stops after its current batch instead of running all 49
 
 
 @pytest.mark.parametrize("pooling,dense", [("mean", []), ("cls_before_pooler", ["tanh"]), ("cls", []),

@@ -560,10 +560,15 @@ def run_batches(fn, batches: Sequence, workers: int = 1) -> None:
                     failed.set()
                     raise
 
-    with ThreadPoolExecutor(workers, thread_name_prefix="decone-encode") as pool_:
-        futures = [pool_.submit(worker) for _ in range(workers)]
-    for future in futures:
-        future.result()
+    executor = ThreadPoolExecutor(workers, thread_name_prefix="decone-encode")
+    try:
+        for future in [executor.submit(worker) for _ in range(workers)]:
+            future.result()
+    except BaseException:  # a worker's error, or Ctrl-C in this thread: the others stop after their current batch
+        failed.set()
+        raise
+    finally:
+        executor.shutdown(wait=True)
 
 
 class _progress:
