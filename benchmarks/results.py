@@ -75,14 +75,30 @@ def corpus_sentences(shared: Path, n: int, out: Path, seed: int = 0) -> Path:
     return path
 
 
+def _cached(meta: Path, marker: Path, settings: dict) -> dict | None:
+    """A finished piece's record, only if it was built with exactly these settings (else it is rebuilt)."""
+    if not (meta.exists() and marker.exists()):
+        return None
+    info = json.loads(meta.read_text())
+    return info if info.get("config") == json.loads(json.dumps(settings)) else None
+
+
+def _stamp(path: str) -> list:
+    """Size and modification time of a model folder's weight files: an evaluation is redone when they change."""
+    folder = Path(path)
+    return sorted([f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in folder.glob("*.safetensors"))
+
+
 def train_decone(name: str, work: Path, diagnose_every: int = 0, **config) -> dict:
     """Train with decone (cached); -> {path, wall_s, sentences_per_s, steps}."""
     from decone.train import TrainConfig, fit
 
     out = work / name
     meta = work / f"{name}.train.json"
-    if meta.exists() and (out / "decone.json").exists():
-        return json.loads(meta.read_text())
+    settings = {**config, "diagnose_every": diagnose_every}
+    cached = _cached(meta, out / "decone.json", settings)
+    if cached:
+        return cached
     callbacks = []
     cfg = TrainConfig(output=str(out), overwrite=True, **config)
     if diagnose_every:
@@ -93,7 +109,7 @@ def train_decone(name: str, work: Path, diagnose_every: int = 0, **config) -> di
     log(f"train {name}: {config.get('method')} {config.get('max_steps')} steps")
     summary = fit(cfg, callbacks=callbacks)
     info = {"path": str(out), "wall_s": summary["wall_time_s"], "sentences_per_s": summary["sentences_per_s"],
-            "steps": summary["steps"]}
+            "steps": summary["steps"], "config": settings}
     meta.write_text(json.dumps(info))
     return info
 
@@ -102,8 +118,10 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
     """sentence-transformers' SimCSE recipe: MultipleNegativesRankingLoss over (s, s) pairs, its own trainer, bf16."""
     out = work / name
     meta = work / f"{name}.train.json"
-    if meta.exists() and (out / "modules.json").exists():
-        return json.loads(meta.read_text())
+    settings = {"model": model, "data": str(data), "steps": steps, "lr": lr, "batch": batch, "max_len": max_len}
+    cached = _cached(meta, out / "modules.json", settings)
+    if cached:
+        return cached
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments, losses, models)
@@ -128,7 +146,8 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
     wall = time.perf_counter() - t0
     st.save(str(out))
     shutil.rmtree(work / f"{name}.tmp", ignore_errors=True)
-    info = {"path": str(out), "wall_s": round(wall, 2), "sentences_per_s": round(steps * batch / wall, 1), "steps": steps}
+    info = {"path": str(out), "wall_s": round(wall, 2), "sentences_per_s": round(steps * batch / wall, 1), "steps": steps,
+            "config": settings}
     meta.write_text(json.dumps(info))
     return info
 
@@ -139,8 +158,11 @@ def evaluate(label: str, path: str, pooling: str | None, work: Path, probe, data
     from decone.evaluate import sts, words
 
     cache = work / "eval" / (label.replace(" ", "_").replace("/", "_") + ".json")
+    key = {"path": path, "pooling": pooling, "weights": _stamp(path), "sts_tasks": sorted(data["sts"])}
     if cache.exists():
-        return json.loads(cache.read_text())
+        row = json.loads(cache.read_text())
+        if row.get("key") == key:
+            return row
     log(f"evaluate {label}")
     enc = Encoder.load(path, pooling=pooling)
     s = sts.evaluate_sts(enc, data=data["sts"], bf16=None)
@@ -151,6 +173,7 @@ def evaluate(label: str, path: str, pooling: str | None, work: Path, probe, data
         "sts_avg": s["avg"]["all"],
         "words_avg": w["avg"],
         **{k.removeprefix("probe_"): v for k, v in probe.probe(enc).items()},
+        "key": key,
     }
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(row))
@@ -266,6 +289,7 @@ def main() -> None:
 
 
 def plot_rows(rows: list[dict], path: Path) -> None:
+    n_tasks = len(rows[0]["sts"]) if rows else 7
     import matplotlib
 
     matplotlib.use("Agg")
@@ -280,7 +304,7 @@ def plot_rows(rows: list[dict], path: Path) -> None:
         if r.get("alignment") is not None:
             b.scatter(r["uniformity"], r["alignment"], **style)
     a.set_xlabel("anisotropy: average cosine of random pairs (0 = isotropic)")
-    a.set_ylabel('STS average, 7 tasks, "all" (Spearman x100)')
+    a.set_ylabel(f'STS average, {n_tasks} tasks, "all" (Spearman x100)')
     a.set_title("STS vs anisotropy")
     b.set_xlabel("uniformity  log E exp(-2||x-y||^2)  (lower = more uniform)")
     b.set_ylabel("alignment  E||x-x+||^2  (lower = better)")
@@ -364,7 +388,7 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
         lines.append(f"* like for like (the peer's MNRL has no head either): decone simcse `--head none` "
                      f"{fmt(nohead['sts_avg'])} vs the peer's {fmt(peer['sts_avg'])} ({d:+.2f}), wall time "
                      f"{fmt(nohead['train']['wall_s'], 0)} s vs {fmt(peer['train']['wall_s'], 0)} s "
-                     f"({peer['train']['wall_s'] / nohead['train']['wall_s']:.2f}x faster); its average cosine is "
+                     f"({peer['train']['wall_s'] / nohead['train']['wall_s']:.2f}x the peer's speed); its average cosine is "
                      f"{fmt(nohead['avg_cosine'], 3)} (≤ 0.2: **{'met' if nohead['avg_cosine'] <= 0.2 else 'not met'}**). "
                      "SimCSE's train-only MLP head absorbs much of the spreading: the encoder output it leaves behind "
                      "stays more anisotropic than the head's output that the loss sees.")

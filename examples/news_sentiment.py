@@ -12,7 +12,7 @@
    gave 56 %).
 4. Prints each relevant headline with its relevance and its P(positive).
 
-Runs in under 2 minutes on a 2-core CPU (the classifier is cached; delete examples/out/ to retrain).
+Runs in under 2 minutes on a 2-core CPU (the classifier is cached per setting under --out, default examples/out/).
 """
 
 from __future__ import annotations
@@ -28,18 +28,21 @@ import numpy as np
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def sentiment_classifier(shared: Path, n_train: int, steps: int):
+def sentiment_classifier(shared: Path, n_train: int, steps: int, out: Path = OUT):
     """Train (once) and load an SCL classifier on ``n_train`` SST-2 training sentences drawn with a fixed seed."""
     from decone import TrainConfig, fit
     from decone.classify.model import Classifier
     from decone.classify.tasks import load_task
+    from decone.errors import ConfigError
 
-    folder = OUT / "sst2-scl"
+    folder = out / f"sst2-scl-{n_train}x{steps}"  # one cached classifier per setting
     if not (folder / "classifier.json").exists():
         sst = load_task("SST-2", shared / "data")  # labels "negative" / "positive"
+        if not 2 <= n_train <= len(sst["train"]):
+            raise ConfigError(f"--train-sentences must be in [2, {len(sst['train'])}], got {n_train}")
         pick = np.random.default_rng(0).choice(len(sst["train"]), size=n_train, replace=False)
-        train_csv = OUT / "sst2_train.csv"
-        OUT.mkdir(parents=True, exist_ok=True)
+        train_csv = out / f"sst2_train_{n_train}.csv"
+        out.mkdir(parents=True, exist_ok=True)
         with open(train_csv, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["text", "label"])
@@ -75,21 +78,38 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=6)
     parser.add_argument("--train-sentences", type=int, default=2000)
     parser.add_argument("--train-steps", type=int, default=60)
+    parser.add_argument("--out", default=str(OUT), help="where the classifier is cached [examples/out]")
     args = parser.parse_args()
+    from decone.errors import DeconeError
+
+    try:
+        run(args)
+    except DeconeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run(args) -> None:
     seeds = args.seeds or ["cell phone sales", "holiday shopping"]
 
     from decone.classify.tasks import load_task
     from decone.encoder import Encoder
+    from decone.errors import ConfigError, DataError
     from decone.paths import shared_dir
+
+    if args.top_k < 1 or args.train_steps < 1:
+        raise ConfigError("--top-k and --train-steps must be >= 1")
 
     shared = shared_dir()
     if shared is None:
-        print("error: this example needs ../shared (or DECONE_SHARED) for the headlines and SST-2", file=sys.stderr)
-        raise SystemExit(2)
+        raise DataError("this example needs ../shared (or DECONE_SHARED) for the headlines and SST-2")
     t_start = time.perf_counter()
 
     # 1-2. relevance: cosine of unit vectors
-    news = headlines(shared)
+    try:
+        news = headlines(shared)
+    except OSError as exc:
+        raise DataError(f"{getattr(exc, 'filename', None) or shared}: cannot read the STS headlines ({exc.strerror})") from None
     encoder = Encoder.load(default_model())
     t0 = time.perf_counter()
     emb = encoder.encode(news, normalize=True, bf16=None)  # (n, 384)
@@ -98,7 +118,7 @@ def main() -> None:
     relevance = emb @ seed_emb.T  # (n, len(seeds))
 
     # 3. sentiment
-    clf = sentiment_classifier(shared, args.train_sentences, args.train_steps)
+    clf = sentiment_classifier(shared, args.train_sentences, args.train_steps, Path(args.out))
     dev = load_task("SST-2", shared / "data")["dev"]
     dev_pred = clf.predict([t for t, _ in dev], bf16=None)
     gold = [y for _, y in dev]

@@ -45,9 +45,21 @@ def demo_file() -> Path:
     return out
 
 
+def model_fingerprint(model: str) -> str:
+    """The model's name plus, for a local folder, the size and time of every weight file: retraining into the same
+    folder gives a new fingerprint, so stale cached embeddings are never reused."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return model
+    stats = sorted((str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in folder.rglob("*") if f.suffix in (".safetensors", ".bin", ".json"))
+    return f"{folder.resolve()}|{stats}"
+
+
 def embed_file(encoder, model_name: str, path: Path, passages: list[str]) -> np.ndarray:
     """(n, d) unit vectors of the passages, cached beside the file and keyed by its content and the model."""
-    key = hashlib.sha1(("\n".join(passages) + "\0" + model_name).encode("utf-8")).hexdigest()[:12]
+    fingerprint = model_fingerprint(model_name)
+    key = hashlib.sha1(("\n".join(passages) + "\0" + fingerprint).encode("utf-8")).hexdigest()[:12]
     cache = path.with_name(f"{path.name}.{key}.decone.npy")
     if cache.exists():
         return np.load(cache)
@@ -87,17 +99,17 @@ def main() -> None:
     from decone.encoder import Encoder
     from decone.errors import DeconeError
 
-    if args.demo:
-        if args.file:  # with --demo the first positional word is a query
-            args.queries.insert(0, args.file)
-        path = demo_file()
-    elif args.file:
-        path = Path(args.file)
-    else:
+    if not args.demo and not args.file:
         parser.error("give a file (or --demo)")
     if args.top_k < 1:
         parser.error("--top-k must be >= 1")
     try:
+        if args.demo:
+            if args.file:  # with --demo the first positional word is a query
+                args.queries.insert(0, args.file)
+            path = demo_file()
+        else:
+            path = Path(args.file)
         rows = [(n, " ".join(t.split())) for n, t in enumerate(decode_lines(path, args.encoding), start=1)]
         rows = [(n, t) for n, t in rows if t]
         if not rows:
@@ -113,6 +125,8 @@ def main() -> None:
                 search(encoder, emb, passages, lines, query, args.top_k)
     except DeconeError as exc:
         fail(str(exc))
+    except OSError as exc:  # e.g. an unreadable demo source
+        fail(f"{exc.filename or args.file or 'input'}: {exc.strerror}")
 
 
 if __name__ == "__main__":

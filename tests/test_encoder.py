@@ -1,6 +1,7 @@
 """The one pooling against manual computations (padding included), save/reload, and loading rules."""
 
 import json
+import threading
 import time
 
 import numpy as np
@@ -86,9 +87,16 @@ def test_encode_worker_threads_match_serial(tiny_encoder):
     assert np.array_equal(serial, threaded)  # each batch is computed whole by one thread: bit-identical
     layers = tiny_encoder.encode(texts, batch_size=4, layers=[0, 2], workers=2)
     assert np.array_equal(layers, tiny_encoder.encode(texts, batch_size=4, layers=[0, 2], workers=1))
-    assert torch.is_grad_enabled()  # the caller's grad mode is untouched
+    # the workers' one-thread setting does not leak into threads started afterwards
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    worker.start()
+    worker.join()
+    assert seen == [torch.get_num_threads()]
     with pytest.raises(ConfigError, match="workers must be >= 1"):
         tiny_encoder.encode(texts, batch_size=4, workers=0)
+    with pytest.raises(ConfigError, match="workers must be >= 1"):
+        tiny_encoder.encode(texts[:2], batch_size=4, workers=0)  # rejected even where it would run serially
 
 
 def test_run_batches_visits_each_once_and_reraises():

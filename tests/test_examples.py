@@ -35,13 +35,34 @@ def test_semantic_search_ranks_lines_and_caches(tiny_model_dir, tmp_path):
     assert "1. 1.000  line      1" in again.stdout
 
 
+def test_semantic_search_cache_follows_the_model_weights(tiny_model_dir, tmp_path):
+    import shutil
+
+    from tests.conftest import make_tiny_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("alpha beta\ngamma delta\n")
+    first = run_example("semantic_search.py", str(notes), "alpha", "--model", str(model), cwd=tmp_path)
+    assert first.returncode == 0 and "embedded 2 lines" in first.stdout
+    make_tiny_model(model, seed=1)  # "retrained" into the same folder
+    second = run_example("semantic_search.py", str(notes), "alpha", "--model", str(model), cwd=tmp_path)
+    assert second.returncode == 0 and "embedded 2 lines" in second.stdout  # not the stale cache
+
+
 def test_semantic_search_missing_file_is_one_line_exit_2(tiny_model_dir, tmp_path):
     proc = run_example("semantic_search.py", "nope.txt", "q", "--model", str(tiny_model_dir), cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: nope.txt: file not found"
 
 
 @pytest.mark.slow
-def test_news_sentiment_runs(shared, tmp_path):
-    proc = run_example("news_sentiment.py", "--top-k", "3", cwd=tmp_path)
+def test_news_sentiment_runs(shared, minilm_dir, tmp_path):
+    proc = run_example("news_sentiment.py", "--top-k", "3", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "most relevant to 'cell phone sales'" in proc.stdout and "SST-2 dev accuracy" in proc.stdout
+
+
+def test_news_sentiment_bad_arguments_are_one_line_exit_2(tmp_path):
+    proc = run_example("news_sentiment.py", "--top-k", "0", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --top-k and --train-steps must be >= 1"

@@ -14,6 +14,16 @@ def test_parse_grid_casts_by_field_type():
         parse_grid(["colour=red"])
     with pytest.raises(ConfigError, match="must be float"):
         parse_grid(["temperature=hot"])
+    with pytest.raises(ConfigError, match="use --seeds"):
+        parse_grid(["seed=1,2"])
+
+
+def test_a_setting_both_fixed_and_swept_is_refused(tiny_model_dir, tmp_path):
+    data, _ = _sentences_and_dev(tmp_path)
+    with pytest.raises(ConfigError, match="temperature: both a fixed setting and a --grid axis"):
+        sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05, 0.1]}, tmp_path / "sw",
+              base={"temperature": 0.05, "max_steps": 1})
+    assert not (tmp_path / "sw").exists()
 
 
 def _sentences_and_dev(folder):

@@ -293,7 +293,8 @@ class Encoder(nn.Module):
                 pooling (no dense layers); the result is then (len(layers), n, H).
             workers: on CPU, batches run in this many threads of one core each; ``None`` uses torch's thread count.
                 Small encoders keep one core busier than two cores share one GEMM (measured 1.2-1.3x faster with 2
-                cores, results bit-identical: each batch is computed whole by one thread). ``1`` runs serially.
+                cores; each batch is computed whole by one thread, so results match the serial loop: bit-identical in
+                our tests). ``1`` runs serially.
 
         Returns:
             float32 array (n, dim), or (len(layers), n, H) when ``layers`` is given.
@@ -518,12 +519,11 @@ class Encoder(nn.Module):
 # ---------------------------------------------------------------------- helpers
 def cpu_workers(device: torch.device, n_batches: int, workers: int | None = None) -> int:
     """How many one-core worker threads :func:`run_batches` should use: 1 off CPU or for fewer than two batches."""
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     if device.type != "cpu" or n_batches < 2:
         return 1
-    wanted = torch.get_num_threads() if workers is None else workers
-    if wanted < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    return min(wanted, n_batches)
+    return min(torch.get_num_threads() if workers is None else workers, n_batches)
 
 
 def run_batches(fn, batches: Sequence, workers: int = 1) -> None:
@@ -560,6 +560,8 @@ def run_batches(fn, batches: Sequence, workers: int = 1) -> None:
                     failed.set()
                     raise
 
+    # torch.set_num_threads also records a process-wide default that threads started later inherit: restore it
+    threads = torch.get_num_threads()
     executor = ThreadPoolExecutor(workers, thread_name_prefix="decone-encode")
     try:
         for future in [executor.submit(worker) for _ in range(workers)]:
@@ -569,6 +571,7 @@ def run_batches(fn, batches: Sequence, workers: int = 1) -> None:
         raise
     finally:
         executor.shutdown(wait=True)
+        torch.set_num_threads(threads)
 
 
 class _progress:

@@ -44,6 +44,8 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list]:
         key = key.strip().replace("-", "_")
         if not sep or not values.strip():
             raise ConfigError(f"--grid {spec!r}: expected NAME=V1,V2,...")
+        if key == "seed":
+            raise ConfigError(f"--grid {spec!r}: seeds are not a grid axis; use --seeds N (and --seed for the first)")
         if key not in types or key in ("method", "model", "data", "output", "resume", "overwrite"):
             raise ConfigError(f"--grid {spec!r}: {key!r} is not a training setting that can be swept")
         cast = float if "float" in types[key] else int if "int" in types[key] else str
@@ -82,6 +84,9 @@ def sweep(
     out = Path(output)
     base = dict(base or {})
     probe_data = base.pop("eval_data", None)  # the probe, not model selection: every run keeps its last step
+    clash = sorted(set(base) & set(grid))
+    if clash:
+        raise ConfigError(f"{', '.join(clash)}: both a fixed setting and a --grid axis; give it in one place")
     TrainConfig(method=method, model=model, data=data, output=str(out), **base, **{k: v[0] for k, v in grid.items()}).resolved()
     sentences, pairs = default_probe(probe_pairs, 0, probe_data)
     probe = DynamicsCallback(0, sentences, pairs, plot=False)
