@@ -267,6 +267,37 @@ class Encoder(nn.Module):
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         return tok.input_ids, batches
 
+    @property
+    def layer_pooling(self) -> str:
+        """How a hidden layer is pooled for per-layer vectors: [CLS] for the cls poolings, else the padding-aware mean."""
+        return "cls_before_pooler" if self.pooling.startswith("cls") else "mean"
+
+    def for_each_batch(self, sentences: Sequence[str], batch_size: int, fn, show_progress: bool | None = None,
+                       workers: int | None = None, description: str = "encoding") -> None:
+        """Tokenise once, batch by length, and call ``fn(idx, feats)`` for every batch, in eval mode.
+
+        ``idx`` (B,) are the batch's positions in ``sentences``; ``feats`` holds ``input_ids`` and ``attention_mask``
+        (B, L) on the encoder's device, padded to the batch's longest text. On CPU the batches run in one-core worker
+        threads (:func:`run_batches`), so ``fn`` must only write to rows ``idx`` of shared outputs.
+        """
+        device = self.device
+        was_training = self.training
+        self.eval()
+        ids, batches = self.length_batches(sentences, batch_size)
+        if show_progress is None:
+            show_progress = len(batches) > 20 and sys.stderr.isatty()
+        progress = _progress(show_progress, description, len(batches))
+
+        def one(idx: np.ndarray) -> None:
+            fn(idx, {k: v.to(device) for k, v in self.collate([ids[i] for i in idx]).items()})
+            progress.advance()
+
+        try:
+            run_batches(one, batches, cpu_workers(device, len(batches), workers))
+        finally:
+            progress.close()
+            self.train(was_training)
+
     @torch.inference_mode()
     def encode(
         self,
@@ -306,42 +337,28 @@ class Encoder(nn.Module):
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         device = self.device
         use_bf16 = resolve_bf16(bf16, device)
-        was_training = self.training
-        self.eval()
         n = len(sentences)
         dim = self.dim if layers is None else int(self.model.config.hidden_size)
         out = np.zeros((n, dim) if layers is None else (len(layers), n, dim), dtype=np.float32)
         if n == 0:
             return out
-        ids, batches = self.length_batches(sentences, batch_size)
-        if show_progress is None:
-            show_progress = len(batches) > 20 and sys.stderr.isatty()
-        progress = _progress(show_progress, "encoding", len(batches))
 
-        def embed(idx: np.ndarray) -> None:
-            feats = {k: v.to(device) for k, v in self.collate([ids[i] for i in idx]).items()}
+        def embed(idx: np.ndarray, feats: dict[str, Tensor]) -> None:
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 if layers is None:
                     emb = self(feats)["embedding"]
                 else:
                     hs = self(feats, output_hidden_states=True)["hidden_states"]
-                    # per layer: [CLS] for the cls poolings, else the padding-aware mean; (len(layers), B, H)
-                    layer_pooling = "cls_before_pooler" if self.pooling.startswith("cls") else "mean"
-                    emb = torch.stack([pool((hs[k],), feats["attention_mask"], layer_pooling) for k in layers])
-            emb = emb.float()
+                    emb = torch.stack([pool((hs[k],), feats["attention_mask"], self.layer_pooling) for k in layers])
+            emb = emb.float()  # (B, dim), or (len(layers), B, H)
             if normalize:
                 emb = nn.functional.normalize(emb, dim=-1)
             if layers is None:
                 out[idx] = emb.cpu().numpy()
             else:
                 out[:, idx] = emb.cpu().numpy()
-            progress.advance()
 
-        try:
-            run_batches(embed, batches, cpu_workers(device, len(batches), workers))
-        finally:
-            progress.close()
-            self.train(was_training)
+        self.for_each_batch(sentences, batch_size, embed, show_progress, workers)
         return out
 
     # ------------------------------------------------------------------ loading

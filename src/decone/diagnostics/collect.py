@@ -56,7 +56,7 @@ def output_and_layers(
 
     Batches texts by length like :meth:`Encoder.encode`; each layer is pooled as ``encode(layers=...)`` does.
     """
-    from decone.encoder import _progress, cpu_workers, pool, run_batches
+    from decone.encoder import pool
 
     sentences = list(sentences)
     n_states = num_hidden_states(encoder)
@@ -65,29 +65,14 @@ def output_and_layers(
     layers = np.zeros((n_states, len(sentences), hidden), dtype=np.float32)
     if not sentences:
         return out, layers
-    layer_pooling = "cls_before_pooler" if encoder.pooling.startswith("cls") else "mean"
-    device = encoder.device
-    was_training = encoder.training
-    encoder.eval()
-    ids, batches = encoder.length_batches(sentences, batch_size)
-    if show_progress is None:
-        show_progress = len(batches) > 20 and sys.stderr.isatty()
-    progress = _progress(show_progress, "encoding", len(batches))
 
-    def embed(idx: np.ndarray) -> None:
-        feats = {k: v.to(device) for k, v in encoder.collate([ids[i] for i in idx]).items()}
+    def embed(idx: np.ndarray, feats: dict) -> None:
         res = encoder(feats, output_hidden_states=True)
         out[idx] = res["embedding"].float().cpu().numpy()
-        mask = feats["attention_mask"]
-        stacked = torch.stack([pool((h,), mask, layer_pooling) for h in res["hidden_states"]])
-        layers[:, idx] = stacked.float().cpu().numpy()
-        progress.advance()
+        stacked = [pool((h,), feats["attention_mask"], encoder.layer_pooling) for h in res["hidden_states"]]
+        layers[:, idx] = torch.stack(stacked).float().cpu().numpy()  # (L + 1, B, H)
 
-    try:
-        run_batches(embed, batches, cpu_workers(device, len(batches)))
-    finally:
-        progress.close()
-        encoder.train(was_training)
+    encoder.for_each_batch(sentences, batch_size, embed, show_progress)
     return out, layers
 
 
