@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from decone.errors import DataError
+from decone.errors import ConfigError, DataError
 
 HINT = "pass --data-dir or set DECONE_DATA"
 
@@ -119,6 +119,21 @@ def numbered(path: str | os.PathLike, skip_header: bool = False) -> Iterator[tup
         if skip_header and i == 1:
             continue
         yield i, line
+
+
+def resolve_names(given: Sequence[str] | None, default: Sequence[str], lookup: dict[str, str], kind: str,
+                  choices: Sequence[str]) -> tuple[str, ...]:
+    """Canonical names for a user's spellings (``lookup`` maps lower-case spellings to names), in order, without
+    repeats; ``default`` when none are given. An unknown spelling raises a one-line ConfigError naming ``kind``."""
+    if not given:
+        return tuple(default)
+    out = []
+    for g in given:
+        name = lookup.get(g.strip().lower())
+        if name is None:
+            raise ConfigError(f"unknown {kind} {g!r}; choose from {', '.join(choices)}")
+        out.append(name)
+    return tuple(dict.fromkeys(out))
 
 
 def parse_score(text: str, path, line: int, low: float | None = None, high: float | None = None) -> float:

@@ -26,7 +26,7 @@ import numpy as np
 
 from decone.errors import DataError
 from decone.evaluate import core
-from decone.evaluate.data import locate, numbered, parse_score
+from decone.evaluate.data import locate, numbered, parse_score, resolve_names
 
 Pair = tuple[str, str, float]
 
@@ -126,17 +126,7 @@ def read_sick(path: str | os.PathLike) -> list[Pair]:
 
 def resolve_tasks(tasks: Sequence[str] | None) -> tuple[str, ...]:
     """Canonical STS task names from user spellings (``sts12``, ``STS-B``, ``sick-r``, ...); all 7 by default."""
-    if not tasks:
-        return STS_TASKS
-    out = []
-    for t in tasks:
-        name = ALIASES.get(t.strip().lower())
-        if name is None:
-            from decone.errors import ConfigError
-
-            raise ConfigError(f"unknown STS task {t!r}; choose from {', '.join(DISPLAY.values())}")
-        out.append(name)
-    return tuple(dict.fromkeys(out))
+    return resolve_names(tasks, STS_TASKS, ALIASES, "STS task", list(DISPLAY.values()))
 
 
 def required_files(task: str) -> list[str]:

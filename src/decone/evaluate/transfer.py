@@ -33,9 +33,9 @@ from typing import Sequence
 
 import numpy as np
 
-from decone.errors import ConfigError, DataError
+from decone.errors import DataError
 from decone.evaluate import core
-from decone.evaluate.data import locate, numbered
+from decone.evaluate.data import locate, numbered, resolve_names
 
 TRANSFER_TASKS = ("MR", "CR", "SUBJ", "MPQA", "SST2", "TREC", "MRPC")
 CV_TASKS = ("MR", "CR", "SUBJ", "MPQA")
@@ -67,15 +67,7 @@ def _clean(text: str) -> str:
 
 
 def resolve_tasks(tasks: Sequence[str] | None) -> tuple[str, ...]:
-    if not tasks:
-        return TRANSFER_TASKS
-    out = []
-    for t in tasks:
-        name = ALIASES.get(t.strip().lower())
-        if name is None:
-            raise ConfigError(f"unknown transfer task {t!r}; choose from {', '.join(TRANSFER_TASKS)}")
-        out.append(name)
-    return tuple(dict.fromkeys(out))
+    return resolve_names(tasks, TRANSFER_TASKS, ALIASES, "transfer task", TRANSFER_TASKS)
 
 
 def task_files(name: str) -> list[str]:

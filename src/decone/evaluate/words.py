@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from decone.errors import ConfigError, DataError
+from decone.errors import DataError
 from decone.evaluate import core
-from decone.evaluate.data import locate, numbered, parse_score
+from decone.evaluate.data import locate, numbered, parse_score, resolve_names
 
 WordPair = tuple[str, str, float]
 
@@ -54,16 +54,8 @@ def read_word_pairs(path: str | os.PathLike) -> list[WordPair]:
 
 
 def resolve_sets(sets: Sequence[str] | None) -> tuple[str, ...]:
-    if not sets:
-        return tuple(WORD_SETS)
     lookup = {k.lower(): k for k in WORD_SETS} | {v.lower(): k for k, v in SHORT.items()}
-    out = []
-    for s in sets:
-        name = lookup.get(s.strip().lower())
-        if name is None:
-            raise ConfigError(f"unknown word-similarity set {s!r}; choose from {', '.join(WORD_SETS)}")
-        out.append(name)
-    return tuple(dict.fromkeys(out))
+    return resolve_names(sets, tuple(WORD_SETS), lookup, "word-similarity set", WORD_SETS)
 
 
 def load_words(data_dir: str | os.PathLike | None = None, sets: Sequence[str] | None = None) -> dict[str, list[WordPair]]:
