@@ -183,3 +183,27 @@ def set_omp(args) -> None:
 
 def gflops(x: float) -> str:
     return f"{x / 1e9:,.1f}"
+
+
+def machine_line(info: dict) -> str:
+    """The one-line machine banner the throughput benchmarks print first (from :func:`machine`)."""
+    return (f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']} "
+            f"({info['torch_threads']} threads), avx512_bf16={info['avx512_bf16']}, load {info['loadavg_1m']:.2f}, "
+            f"workers' OMP_WAIT_POLICY {info['omp_wait_policy']}")
+
+
+def st_simcse_trainer(model, sentences: list[str], output_dir: str, batch_size: int, max_steps: int, bf16: bool,
+                      learning_rate: float | None = None, callbacks=()):
+    """The peer: sentence-transformers' own SimCSE recipe, MultipleNegativesRankingLoss (scale 20 = temperature
+    0.05) over (s, s) pairs, through its trainer, saving and logging off. -> (trainer, training arguments)."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+
+    extra = {} if learning_rate is None else {"learning_rate": learning_rate}
+    args = SentenceTransformerTrainingArguments(
+        output_dir=output_dir, per_device_train_batch_size=batch_size, max_steps=max_steps, bf16=bf16,
+        save_strategy="no", logging_strategy="no", report_to="none", seed=42, disable_tqdm=True, use_cpu=True, **extra)
+    trainer = SentenceTransformerTrainer(model=model, args=args, loss=losses.MultipleNegativesRankingLoss(model),
+                                         callbacks=list(callbacks),
+                                         train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}))
+    return trainer, args

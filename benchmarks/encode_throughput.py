@@ -105,9 +105,7 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     info = C.machine()
-    print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']} "
-          f"({info['torch_threads']} threads), avx512_bf16={info['avx512_bf16']}, load {info['loadavg_1m']:.2f}, "
-          f"workers' OMP_WAIT_POLICY {info['omp_wait_policy']}")
+    print(C.machine_line(info))
     peak = C.gemm_peak()
     print(f"GEMM 2048^3 peak: fp32 {C.gflops(peak['fp32']['best'])}, bf16 {C.gflops(peak['bf16']['best'])} GFLOP/s")
     configs = a.configs.split(",")

@@ -122,9 +122,8 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
     cached = _cached(meta, out / "modules.json", settings)
     if cached:
         return cached
-    from datasets import Dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments, losses, models)
+    import _common as C
+    from sentence_transformers import SentenceTransformer, models
 
     from decone.encoder import has_bf16_cpu
 
@@ -135,12 +134,7 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
     pooling = models.Pooling(dim, "mean")
     st = SentenceTransformer(modules=[transformer, pooling], device="cpu")
     sents = [s for s in data.read_text(encoding="utf-8").splitlines() if s.strip()]
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(work / f"{name}.tmp"), per_device_train_batch_size=batch, max_steps=steps, learning_rate=lr,
-        bf16=has_bf16_cpu(), save_strategy="no", logging_strategy="no", report_to="none", seed=42,
-        disable_tqdm=True, use_cpu=True)
-    trainer = SentenceTransformerTrainer(model=st, args=args, loss=losses.MultipleNegativesRankingLoss(st),
-                                         train_dataset=Dataset.from_dict({"anchor": sents, "positive": sents}))
+    trainer, _ = C.st_simcse_trainer(st, sents, str(work / f"{name}.tmp"), batch, steps, has_bf16_cpu(), learning_rate=lr)
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0

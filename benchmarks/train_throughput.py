@@ -100,9 +100,7 @@ def worker_st(a, bf16: bool) -> dict:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    from datasets import Dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments, losses)
+    from sentence_transformers import SentenceTransformer
     from transformers import TrainerCallback
 
     sents = (C.shared() / C.SENTS_10K).read_text(encoding="utf-8").splitlines()
@@ -112,7 +110,6 @@ def worker_st(a, bf16: bool) -> dict:
     hf = model[0].auto_model
     counter = C.TokenCounter().attach(hf)
     timer = _StepTimer(a.warmup, a.steps, counter)
-    loss = losses.MultipleNegativesRankingLoss(model)  # scale 20 = temperature 0.05, as SimCSE
 
     class Timer(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
@@ -122,12 +119,8 @@ def worker_st(a, bf16: bool) -> dict:
             timer.mark(state.global_step)
 
     with tempfile.TemporaryDirectory() as out:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=out, per_device_train_batch_size=a.batch_size, max_steps=a.warmup + a.steps, bf16=bf16,
-            save_strategy="no", logging_strategy="no", report_to="none", seed=42, disable_tqdm=True, use_cpu=True,
-        )
-        trainer = SentenceTransformerTrainer(model=model, args=args, loss=loss, callbacks=[Timer()],
-                                             train_dataset=Dataset.from_dict({"anchor": sents, "positive": sents}))
+        trainer, args = C.st_simcse_trainer(model, sents, out, a.batch_size, a.warmup + a.steps, bf16,
+                                            callbacks=[Timer()])
         trainer.train()
     res = timer.result(a.batch_size, C.encoder_shape(hf))
     res.update(system="st-bf16" if bf16 else "st-default", model=a.model, threads=torch.get_num_threads(),
@@ -174,9 +167,7 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     info = C.machine()
-    print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']} "
-          f"({info['torch_threads']} threads), avx512_bf16={info['avx512_bf16']}, load {info['loadavg_1m']:.2f}, "
-          f"workers' OMP_WAIT_POLICY {info['omp_wait_policy']}")
+    print(C.machine_line(info))
     peak_before = C.gemm_peak()
     print(f"GEMM 2048^3 peak: fp32 {C.gflops(peak_before['fp32']['best'])} GFLOP/s, "
           f"bf16 {C.gflops(peak_before['bf16']['best'])} GFLOP/s (per CPU-second: fp32 "
