@@ -62,6 +62,7 @@ def default_model() -> str:
 
 
 def headlines(shared: Path) -> list[str]:
+    """The distinct news headlines of STS 2013-2016 in ../shared, whitespace-normalised, in first-seen order."""
     seen: dict[str, None] = {}
     for year in ("STS13", "STS14", "STS15", "STS16"):
         for line in (shared / "data/sts" / year / "STS.input.headlines.txt").read_text(encoding="utf-8").splitlines():

@@ -33,15 +33,12 @@ def demo_file() -> Path:
     shared = shared_dir()
     if shared is None:
         fail("--demo needs ../shared (or DECONE_SHARED) for the STS headlines")
+    from news_sentiment import headlines  # the sibling example (a script's folder is on sys.path)
+
     out = Path(__file__).resolve().parent / "out" / "headlines.txt"
     if not out.exists():
-        seen: dict[str, None] = {}
-        for year in ("STS13", "STS14", "STS15", "STS16"):
-            for line in (shared / "data/sts" / year / "STS.input.headlines.txt").read_text(encoding="utf-8").splitlines():
-                for text in line.split("\t")[:2]:
-                    seen.setdefault(" ".join(text.split()))
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("\n".join(t for t in seen if t) + "\n", encoding="utf-8")
+        out.write_text("\n".join(headlines(shared)) + "\n", encoding="utf-8")
     return out
 
 

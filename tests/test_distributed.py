@@ -11,14 +11,9 @@ import pytest
 import torch
 
 from decone.distributed import DistContext
+from tests.test_gradcache import SENTS as GRADCACHE_SENTS
 
-SENTS = [
-    "the cat sat on the mat", "a dog ran in the city", "the man plays music", "she reads a good book",
-    "stock price rise", "the child is happy", "a big red car on the road", "hot water and cold fire",
-    "the teacher and the student", "one two three", "news of the day", "the old house by the tree",
-    "we play in the market", "they run fast", "a sad film", "the great movie was not bad",
-    "he sat", "green tree", "the night was cold and the city was slow", "i write a song",
-]
+SENTS = GRADCACHE_SENTS[:20]
 LABELS = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1]
 
 # name -> (texts per view, number of views, loss, GradCache mini-batch or 0)
