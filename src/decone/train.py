@@ -9,6 +9,7 @@ states and position in the data order; they are written atomically, so an interr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from decone.data import Dataset, read_dataset
+from decone.dropout import cpu_dropout
 from decone.encoder import POOLINGS, Encoder, MLPHead, resolve_bf16
 from decone.errors import ConfigError, DeconeError
 from decone.methods import HEADS, get_method
@@ -65,6 +67,7 @@ class TrainConfig:
     log_every: int = 10
     diagnose_every: int = 0
     mini_batch_size: int = 0
+    fast_dropout: bool = True
     encoding: str = "utf-8"
     text_column: str | None = None
     resume: bool = False
@@ -417,6 +420,9 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
 
     interrupted = {"flag": False}
     previous_handler = _install_sigint(interrupted)
+    restore = contextlib.ExitStack()
+    if cfg.fast_dropout:  # CPU: dropout masks from a quarter of torch's random numbers (decone.dropout)
+        restore.enter_context(cpu_dropout(encoder.model))
     t_start, trained_examples, t_last, n_last = time.perf_counter(), 0, time.perf_counter(), 0
     progress = _TrainProgress(total, state.step, console) if main else distributed.NoProgress()
     try:
@@ -500,6 +506,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
                 cb.on_train_end(state)
         return summary
     finally:
+        restore.close()
         progress.close()
         signal.signal(signal.SIGINT, previous_handler)
         if dist is not None and dist.owns_group:
