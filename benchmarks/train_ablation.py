@@ -8,7 +8,8 @@ the STS-B 10k sentences, batch 64, max length 32, in its own subprocess, over th
 
 * ``before``      : length grouping by characters, AdamW's default per-tensor loop (decone before this work), bf16;
 * ``+fused``      : the same with AdamW(fused=True);
-* ``+tokens``     : and length grouping by token counts (= decone now);
+* ``+tokens``     : and length grouping by token counts (torch's dropout);
+* ``+fast-dropout``: and dropout masks from a quarter of the random numbers (``decone.dropout``; = decone now);
 * ``now-fp32``    : decone now without bf16 autocast;
 * ``no-grouping`` : decone now with random batches (padding to each batch's longest sentence, as the peer).
 
@@ -29,17 +30,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 VARIANTS = {
-    "before": dict(group="chars", optim="loop", bf16=True),
-    "+fused": dict(group="chars", optim="fused", bf16=True),
-    "+tokens": dict(group="tokens", optim="fused", bf16=True),
-    "now-fp32": dict(group="tokens", optim="fused", bf16=False),
-    "no-grouping": dict(group="none", optim="fused", bf16=True),
+    "before": dict(group="chars", optim="loop", bf16=True, dropout="torch"),
+    "+fused": dict(group="chars", optim="fused", bf16=True, dropout="torch"),
+    "+tokens": dict(group="tokens", optim="fused", bf16=True, dropout="torch"),
+    "+fast-dropout": dict(group="tokens", optim="fused", bf16=True, dropout="fast"),
+    "now-fp32": dict(group="tokens", optim="fused", bf16=False, dropout="fast"),
+    "no-grouping": dict(group="none", optim="fused", bf16=True, dropout="fast"),
 }
 
 
 def worker(a) -> dict:
+    import contextlib
+
     import torch
 
+    from decone.dropout import cpu_dropout
     from decone.encoder import Encoder, MLPHead
     from decone.methods import get_method
     from decone.train import TrainConfig, Trainable, batch_order, token_lengths
@@ -61,15 +66,16 @@ def worker(a) -> dict:
     counter = C.TokenCounter().attach(enc.model)
     model.train()
     marks = []
-    for step, idx in enumerate(batches[: a.warmup + a.steps]):
-        if step == a.warmup:
-            marks.append((time.perf_counter(), time.process_time(), counter.snapshot()))
-        texts = [sents[i] for i in idx]
-        loss = model.compute_loss([texts, list(texts)], None, v["bf16"])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    with cpu_dropout(enc.model) if v["dropout"] == "fast" else contextlib.nullcontext():
+        for step, idx in enumerate(batches[: a.warmup + a.steps]):
+            if step == a.warmup:
+                marks.append((time.perf_counter(), time.process_time(), counter.snapshot()))
+            texts = [sents[i] for i in idx]
+            loss = model.compute_loss([texts, list(texts)], None, v["bf16"])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
     marks.append((time.perf_counter(), time.process_time(), counter.snapshot()))
     (t0, c0, k0), (t1, c1, k1) = marks
     n = a.steps * 64
