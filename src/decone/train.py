@@ -352,9 +352,10 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     cfg.pooling = encoder.pooling
     if resume_from is not None:
         saved = json.loads((resume_from / "trainer_state.json").read_text())["config"]
-        for key in ("method", "batch_size", "lr", "temperature", "pooling", "seed", "max_steps", "epochs", "head"):
-            if saved.get(key) != getattr(cfg, key):
-                raise ConfigError(f"--resume: {key} was {saved.get(key)!r} in the interrupted run, now {getattr(cfg, key)!r}")
+        for key in ("method", "batch_size", "lr", "temperature", "pooling", "seed", "max_steps", "epochs", "head", "fast_dropout"):
+            before = saved.get(key, False if key == "fast_dropout" else None)  # runs before decone.dropout used torch's
+            if before != getattr(cfg, key):
+                raise ConfigError(f"--resume: {key} was {before!r} in the interrupted run, now {getattr(cfg, key)!r}")
     if cfg.mini_batch_size and method.data == "labelled":
         raise ConfigError("--mini-batch-size (GradCache) is for contrastive methods, not classifier fine-tuning")
     torch.manual_seed(cfg.seed)
