@@ -26,6 +26,19 @@ def test_keep_mask_rate_scale_and_every_16_bit_lane_is_uniform():
     assert torch.all((lanes - dropped_p).abs() < 6 * sigma), lanes
 
 
+@pytest.mark.parametrize("p", [1e-9, 0.05, 0.1, 0.5, 0.9])
+def test_keep_threshold_drops_exactly_the_rounded_share_of_int16_values(p):
+    every_int16 = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16)
+    dropped = int((every_int16 < D.keep_threshold(p)).sum())
+    assert dropped == round(p * 65536)
+    torch.manual_seed(0)
+    assert D.keep_mask((3,), p)[1] == 65536 / (65536 - dropped)
+
+
+def test_dropout_with_p_next_to_one_drops_everything():
+    assert torch.count_nonzero(D.dropout(torch.ones(100), 1 - 1e-7)) == 0
+
+
 def test_keep_mask_follows_torch_global_generator():
     torch.manual_seed(7)
     a, _ = D.keep_mask((50, 33), 0.3)
@@ -80,16 +93,20 @@ def test_attention_without_dropout_is_sdpa():
     assert torch.equal(ours, ref)
 
 
-def test_attention_with_dropout_equals_hand_written_reference():
+@pytest.mark.parametrize("mask_kind", ["bool", "additive", "none"])
+def test_attention_with_dropout_equals_hand_written_reference(mask_kind):
     q, k, v, mask = _qkv()
     module = nn.Module()
     module.is_causal = False
+    given = {"bool": mask, "none": None,
+             "additive": torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)}[mask_kind]
     torch.manual_seed(11)
-    out, _ = D.attention(module, q, k, v, mask, dropout=0.2, scaling=0.5)
+    out, _ = D.attention(module, q, k, v, given, dropout=0.2, scaling=0.5)
     torch.manual_seed(11)
     keep, scale = D.keep_mask((3, 2, 5, 5), 0.2)
     scores = (q @ k.transpose(-1, -2)) * 0.5
-    scores = scores.masked_fill(~mask, float("-inf"))
+    if mask_kind != "none":
+        scores = scores.masked_fill(~mask, float("-inf"))
     ref = (torch.softmax(scores, -1) * keep * scale) @ v  # (B, h, L, d)
     assert out.shape == (3, 5, 2, 4)
     torch.testing.assert_close(out, ref.transpose(1, 2), rtol=1e-6, atol=1e-6)
@@ -150,12 +167,34 @@ def test_cpu_dropout_with_near_zero_rate_matches_eval(tiny_encoder):
 def test_fit_uses_fast_dropout_by_default_and_torch_dropout_when_asked(tmp_path, tiny_model_dir):
     data = tmp_path / "s.txt"
     data.write_text("\n".join(f"sentence number {i} about the cat and the dog" for i in range(32)) + "\n")
-    losses = {}
-    for name, fast in (("fast", True), ("fast-again", True), ("torch", False)):
+    losses, configs = {}, {}
+    for name, fast in (("fast", None), ("fast-again", True), ("torch", False)):
         out = tmp_path / name
         fit(TrainConfig(method="simcse", model=str(tiny_model_dir), data=str(data), output=str(out), max_steps=3,
                         batch_size=8, log_every=1, bf16=False, fast_dropout=fast))
         losses[name] = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
-        assert "_attn_implementation" not in json.loads((out / "config.json").read_text())
-    assert losses["fast"] == losses["fast-again"]
+        configs[name] = (out / "config.json").read_text()
+    assert losses["fast"] == losses["fast-again"]  # None means on
     assert losses["fast"] != losses["torch"]  # a different random stream
+    assert configs["fast"] == configs["torch"]  # nothing of the swap reaches the saved model
+
+
+def test_resume_keeps_the_dropout_the_run_started_with(tmp_path, tiny_model_dir):
+    from decone.errors import ConfigError
+
+    data = tmp_path / "s.txt"
+    data.write_text("\n".join(f"sentence number {i} about the cat and the dog" for i in range(32)) + "\n")
+    out = tmp_path / "run"
+    cfg = dict(method="simcse", model=str(tiny_model_dir), data=str(data), output=str(out), max_steps=4, batch_size=8,
+               save_every=2, bf16=False)
+    fit(TrainConfig(**cfg, fast_dropout=False))
+    state_file = out / "checkpoint" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert state["config"]["fast_dropout"] is False
+    with pytest.raises(ConfigError, match="interrupted run used --torch-dropout, now --fast-dropout"):
+        fit(TrainConfig(**cfg, resume=True, fast_dropout=True))
+    del state["config"]["fast_dropout"]  # a checkpoint from before decone.dropout: it trained with torch's
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ConfigError, match="interrupted run used --torch-dropout, now --fast-dropout"):
+        fit(TrainConfig(**cfg, resume=True, fast_dropout=True))
+    fit(TrainConfig(**cfg, resume=True))  # no flag: continues as it started

@@ -121,7 +121,7 @@ def test_output_folder_rules(tiny_model_dir, sentences_file, tmp_path):
         fit(_config(tiny_model_dir, sentences_file, tmp_path / "run", max_steps=2))
     with pytest.raises(ConfigError, match="--resume given but there is no run"):
         fit(_config(tiny_model_dir, sentences_file, tmp_path / "new", resume=True))
-    with pytest.raises(ConfigError, match="--resume: fast_dropout was True in the interrupted run, now False"):
+    with pytest.raises(ConfigError, match="--resume: the interrupted run used --fast-dropout, now --torch-dropout"):
         fit(_config(tiny_model_dir, sentences_file, tmp_path / "run", max_steps=2, resume=True, fast_dropout=False))
 
 

@@ -74,7 +74,7 @@ def train(
     log_every: int = typer.Option(10, help="Write a train_log.jsonl row every N steps"),
     diagnose_every: int = typer.Option(0, help="Probe isotropy + STS-B dev every N steps into train_log.jsonl and plot dynamics.png (0: off; 50 or more recommended: one probe costs about 1-2.5 steps)"),
     mini_batch_size: int = typer.Option(0, help="GradCache: backpropagate in mini-batches of this size (0: off)"),
-    fast_dropout: bool = typer.Option(True, "--fast-dropout/--torch-dropout", help="On CPU, draw dropout masks from a quarter of torch's random numbers (same distribution, p rounded to 1/65536; faster steps) or use torch's own dropout"),
+    fast_dropout: Optional[bool] = typer.Option(None, "--fast-dropout/--torch-dropout", help="On CPU, draw dropout masks from a quarter of torch's random numbers (same distribution, p rounded to 1/65536; faster steps) or use torch's own dropout [fast; on --resume: as the run started]"),
     encoding: str = typer.Option("utf-8", help="Text encoding of the data file"),
     text_column: Optional[str] = typer.Option(None, help="Column holding the text in .csv/.tsv/.jsonl data"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its checkpoint"),

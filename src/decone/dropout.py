@@ -1,4 +1,4 @@
-"""Dropout for CPU training: torch's distribution, a quarter of the random numbers, drawn in parallel-friendly form.
+"""Dropout for CPU training: torch's distribution from a quarter of the random numbers.
 
 Contrastive methods such as SimCSE (Gao, Yao and Chen 2021, "SimCSE: Simple Contrastive Learning of Sentence
 Embeddings") use dropout as their augmentation, so a BERT step draws a keep/drop decision for every hidden unit of
@@ -6,7 +6,8 @@ every token, several times per layer, and for every attention probability. On CP
 ``bernoulli_`` from one Mersenne-Twister stream, two 32-bit draws per element, under a lock: about 100 ms of a
 400-700 ms two-thread all-MiniLM-L6-v2 step, serial while the other cores wait (docs/performance.md).
 
-Here one 64-bit draw gives four 16-bit uniforms, each compared with a threshold: an element is dropped with
+Here one 64-bit draw gives four 16-bit uniforms (the draws are still serial, but there are 4x fewer and the
+comparison is vectorised), each compared with a threshold: an element is dropped with
 probability ``round(p * 65536) / 65536`` (0.100006 for p = 0.1) and kept ones are scaled by the inverse of the
 exact keep probability, so the expectation is unchanged. The draws come from torch's global CPU generator, so
 ``torch.manual_seed``, ``torch.get_rng_state``/``set_rng_state`` (checkpoints, GradCache's replayed passes) and
@@ -38,11 +39,15 @@ def keep_mask(shape: tuple[int, ...] | torch.Size, p: float) -> tuple[Tensor, fl
     Draws ``ceil(numel / 4)`` 64-bit numbers from torch's global CPU generator.
     """
     n = math.prod(shape)
-    dropped_levels = round(p * _LEVELS)
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)  # (ceil(n/4),) uniform 64-bit
     uniform16 = words.view(torch.int16)[:n]  # (n,) uniform on [-32768, 32767]
-    keep = uniform16 >= (dropped_levels - _LEVELS // 2)
-    return keep.view(shape), _LEVELS / (_LEVELS - dropped_levels)
+    keep = uniform16 >= keep_threshold(p)
+    return keep.view(shape), _LEVELS / (_LEVELS - round(p * _LEVELS))
+
+
+def keep_threshold(p: float) -> int:
+    """The int16 at and above which an element is kept: exactly ``round(p * 65536)`` of the 65,536 values lie below."""
+    return round(p * _LEVELS) - _LEVELS // 2
 
 
 class _MaskAndScale(torch.autograd.Function):
@@ -64,7 +69,7 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """``torch.nn.functional.dropout`` with :func:`keep_mask`'s random numbers on CPU; torch's own elsewhere."""
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0:
+    if x.device.type != "cpu" or round(p * _LEVELS) >= _LEVELS:  # p within 2**-17 of 1 drops everything
         return nn.functional.dropout(x, p, training)
     keep, scale = keep_mask(x.shape, p)
     return _MaskAndScale.apply(x, keep, scale)
@@ -87,6 +92,7 @@ def attention(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, atte
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    is_causal = getattr(module, "is_causal", False) if is_causal is None else is_causal  # as SDPA's path decides
     plain = (dropout == 0.0 or query.device.type != "cpu" or is_causal or kwargs.get("position_bias") is not None
              or kwargs.get("cache") is not None or getattr(module, "num_key_value_groups", 1) > 1
              or key.shape[-2] != query.shape[-2])
@@ -123,31 +129,36 @@ def cpu_dropout(model: nn.Module) -> Iterator[int]:
     if device.type != "cpu":
         yield 0
         return
-    swapped: list[tuple[nn.Module, str, nn.Module]] = []
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Dropout:
-                swapped.append((parent, name, child))
-                replacement = Dropout(child.p, inplace=False)
-                replacement.train(child.training)
-                setattr(parent, name, replacement)
-    attention_swaps = []
-    for sub in model.modules():
-        config = getattr(sub, "config", None)
-        if hasattr(sub, "set_attn_implementation") and getattr(config, "_attn_implementation", None) in ("sdpa", "eager"):
-            before = config._attn_implementation
-            try:
-                _register()
-                sub.set_attn_implementation(ATTENTION)
-                attention_swaps.append((sub, before))
-            except Exception:  # a model that does not take registered attention functions keeps its own
-                pass
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []  # (parent, attribute, the original module)
+    attention_swaps: list[tuple[nn.Module, str]] = []  # (model, its implementation before)
     try:
-        yield len(swapped) + len(attention_swaps)
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is nn.Dropout:
+                    swapped.append((parent, name, child))
+                    replacement = Dropout(child.p, inplace=False)
+                    replacement.train(child.training)
+                    setattr(parent, name, replacement)
+        for sub in model.modules():
+            config = getattr(sub, "config", None)
+            # only from SDPA: our function hands evaluation back to SDPA, so evaluation stays bit-identical
+            if hasattr(sub, "set_attn_implementation") and getattr(config, "_attn_implementation", None) == "sdpa":
+                attention_swaps.append((sub, "sdpa"))
+                try:
+                    if not getattr(type(sub), "_can_set_attn_implementation", lambda: True)():
+                        continue  # e.g. MPNet, DeBERTa-v2: their attention dropout is an nn.Dropout, swapped above
+                    _register()
+                    sub.set_attn_implementation(ATTENTION)
+                except Exception:  # a model that does not take registered attention functions keeps its own
+                    pass
+        switched = sum(sub.config._attn_implementation == ATTENTION for sub, _ in attention_swaps)
+        yield len(swapped) + switched
     finally:
         for parent, name, child in swapped:
             setattr(parent, name, child)
         for sub, before in attention_swaps:
+            if sub.config._attn_implementation == before:
+                continue
             try:
                 sub.set_attn_implementation(before)
             except Exception:  # e.g. at interpreter shutdown; the registered function still serves evaluation exactly

@@ -67,7 +67,7 @@ class TrainConfig:
     log_every: int = 10
     diagnose_every: int = 0
     mini_batch_size: int = 0
-    fast_dropout: bool = True
+    fast_dropout: bool | None = None  # None: on, or on --resume as the interrupted run had it
     encoding: str = "utf-8"
     text_column: str | None = None
     resume: bool = False
@@ -352,10 +352,18 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     cfg.pooling = encoder.pooling
     if resume_from is not None:
         saved = json.loads((resume_from / "trainer_state.json").read_text())["config"]
-        for key in ("method", "batch_size", "lr", "temperature", "pooling", "seed", "max_steps", "epochs", "head", "fast_dropout"):
-            before = saved.get(key, False if key == "fast_dropout" else None)  # runs before decone.dropout used torch's
-            if before != getattr(cfg, key):
-                raise ConfigError(f"--resume: {key} was {before!r} in the interrupted run, now {getattr(cfg, key)!r}")
+        for key in ("method", "batch_size", "lr", "temperature", "pooling", "seed", "max_steps", "epochs", "head"):
+            if saved.get(key) != getattr(cfg, key):
+                raise ConfigError(f"--resume: {key} was {saved.get(key)!r} in the interrupted run, now {getattr(cfg, key)!r}")
+        started_fast = bool(saved.get("fast_dropout", False))  # runs from before decone.dropout used torch's
+        if cfg.fast_dropout is None:
+            cfg.fast_dropout = started_fast
+        elif cfg.fast_dropout != started_fast and encoder.device.type == "cpu":
+            flag = lambda fast: "--fast-dropout" if fast else "--torch-dropout"  # noqa: E731
+            raise ConfigError(f"--resume: the interrupted run used {flag(started_fast)}, now {flag(cfg.fast_dropout)}; "
+                              "drop the flag to continue as it started")
+    if cfg.fast_dropout is None:
+        cfg.fast_dropout = True
     if cfg.mini_batch_size and method.data == "labelled":
         raise ConfigError("--mini-batch-size (GradCache) is for contrastive methods, not classifier fine-tuning")
     torch.manual_seed(cfg.seed)
@@ -422,11 +430,13 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     interrupted = {"flag": False}
     previous_handler = _install_sigint(interrupted)
     restore = contextlib.ExitStack()
-    if cfg.fast_dropout:  # CPU: dropout masks from a quarter of torch's random numbers (decone.dropout)
-        restore.enter_context(cpu_dropout(encoder.model))
     t_start, trained_examples, t_last, n_last = time.perf_counter(), 0, time.perf_counter(), 0
-    progress = _TrainProgress(total, state.step, console) if main else distributed.NoProgress()
+    progress = distributed.NoProgress()
     try:
+        if cfg.fast_dropout:  # CPU: dropout masks from a quarter of torch's random numbers (decone.dropout)
+            restore.enter_context(cpu_dropout(encoder.model))
+        if main:
+            progress = _TrainProgress(total, state.step, console)
         if state.step == 0 and main:
             _log(log_path, _merge({"step": 0}, [cb.on_train_begin(state) for cb in callbacks if hasattr(cb, "on_train_begin")]),
                  only_if_extra=True)
