@@ -67,10 +67,15 @@ class _MaskAndScale(torch.autograd.Function):
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """``torch.nn.functional.dropout`` with :func:`keep_mask`'s random numbers on CPU; torch's own elsewhere."""
-    if not training or p == 0.0:
+    return _dropout(x, p) if training else x
+
+
+def _dropout(x: Tensor, p: float) -> Tensor:
+    """Training-mode :func:`dropout` (a name that the attention function's ``dropout`` argument does not hide)."""
+    if p == 0.0:
         return x
     if x.device.type != "cpu" or round(p * _LEVELS) >= _LEVELS:  # p within 2**-17 of 1 drops everything
-        return nn.functional.dropout(x, p, training)
+        return nn.functional.dropout(x, p, True)
     keep, scale = keep_mask(x.shape, p)
     return _MaskAndScale.apply(x, keep, scale)
 
@@ -107,7 +112,7 @@ def attention(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, atte
         else:
             scores = scores + attention_mask
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32)  # (B, h, Lq, Lk)
-    probs = globals()["dropout"](probs, dropout, True)
+    probs = _dropout(probs, dropout)
     out = torch.matmul(probs.to(value.dtype), value)  # (B, h, Lq, d)
     return out.transpose(1, 2).contiguous(), None  # (B, Lq, h, d)
 

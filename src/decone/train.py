@@ -359,8 +359,8 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
         if cfg.fast_dropout is None:
             cfg.fast_dropout = started_fast
         elif cfg.fast_dropout != started_fast and encoder.device.type == "cpu":
-            flag = lambda fast: "--fast-dropout" if fast else "--torch-dropout"  # noqa: E731
-            raise ConfigError(f"--resume: the interrupted run used {flag(started_fast)}, now {flag(cfg.fast_dropout)}; "
+            flag = {True: "--fast-dropout", False: "--torch-dropout"}
+            raise ConfigError(f"--resume: the interrupted run used {flag[started_fast]}, now {flag[cfg.fast_dropout]}; "
                               "drop the flag to continue as it started")
     if cfg.fast_dropout is None:
         cfg.fast_dropout = True
