@@ -142,7 +142,9 @@ def peak_rss_mb() -> float:
 
 #: The OpenMP wait policy of every worker, whichever system it runs. decone sets PASSIVE when it is imported before
 #: torch (as the ``decone`` command does): idle OpenMP threads sleep instead of spinning, which matters on a machine
-#: shared with other jobs. The benchmarks give every system the same setting; ``--omp-wait-policy`` changes it.
+#: shared with other jobs; ``decone train`` alone keeps OpenMP's default (spin, then sleep) and gives cores back
+#: under load (decone.threads), so the training benchmarks default to that. The benchmarks give every system the same
+#: setting; ``--omp-wait-policy`` changes it.
 OMP_WAIT_POLICY = "PASSIVE"
 
 
@@ -171,9 +173,16 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):,.1f} ({min(values):,.1f}-{max(values):,.1f}, n={len(values)})"
 
 
-def add_omp_flag(parser) -> None:
-    parser.add_argument("--omp-wait-policy", default=OMP_WAIT_POLICY, choices=["PASSIVE", "ACTIVE", ""],
-                        help="OMP_WAIT_POLICY of every worker ('' = OpenMP's default) [PASSIVE, decone's own]")
+def add_omp_flag(parser, training: bool = False) -> None:
+    """``--omp-wait-policy``; its default is decone's own: OpenMP's default (spin, then sleep) for ``decone train``,
+    PASSIVE for everything else (see decone/__init__.py)."""
+    if training:
+        parser.add_argument("--omp-wait-policy", default="", choices=["PASSIVE", "ACTIVE", ""],
+                            help="OMP_WAIT_POLICY of every worker ('' = OpenMP's default, which `decone train` keeps) "
+                                 "['', decone train's own]")
+    else:
+        parser.add_argument("--omp-wait-policy", default=OMP_WAIT_POLICY, choices=["PASSIVE", "ACTIVE", ""],
+                            help="OMP_WAIT_POLICY of every worker ('' = OpenMP's default) [PASSIVE, decone's own]")
 
 
 def set_omp(args) -> None:

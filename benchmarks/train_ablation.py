@@ -92,7 +92,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=2)
-    C.add_omp_flag(p)
+    C.add_omp_flag(p, training=True)
     p.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     a = p.parse_args()
     C.set_omp(a)

@@ -150,7 +150,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="alternate the systems this many times; report the median")
     p.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="decone's bf16 (auto: CPU support)")
     p.add_argument("--threads", type=int, default=0, help="torch threads in every worker (0: torch's default)")
-    C.add_omp_flag(p)
+    C.add_omp_flag(p, training=True)
     p.add_argument("--json", help="also write all results here")
     p.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)

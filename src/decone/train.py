@@ -31,6 +31,7 @@ from decone.dropout import cpu_dropout
 from decone.encoder import POOLINGS, Encoder, MLPHead, resolve_bf16
 from decone.errors import ConfigError, DeconeError
 from decone.methods import HEADS, get_method
+from decone.threads import CoreGovernor
 
 CHECKPOINT = "checkpoint"
 LOG_FILE = "train_log.jsonl"
@@ -68,6 +69,7 @@ class TrainConfig:
     diagnose_every: int = 0
     mini_batch_size: int = 0
     fast_dropout: bool | None = None  # None: on, or on --resume as the interrupted run had it
+    adaptive_threads: bool = True  # CPU: fewer threads while other processes keep cores busy (decone.threads)
     encoding: str = "utf-8"
     text_column: str | None = None
     resume: bool = False
@@ -432,9 +434,13 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     restore = contextlib.ExitStack()
     t_start, trained_examples, t_last, n_last = time.perf_counter(), 0, time.perf_counter(), 0
     progress = distributed.NoProgress()
+    governor = None
     try:
         if cfg.fast_dropout:  # CPU: dropout masks from a quarter of torch's random numbers (decone.dropout)
             restore.enter_context(cpu_dropout(encoder.model))
+        if cfg.adaptive_threads and device.type == "cpu":  # give cores back while other processes need them
+            governor = CoreGovernor(torch.get_num_threads())
+            restore.callback(governor.restore)
         if main:
             progress = _TrainProgress(total, state.step, console)
         if state.step == 0 and main:
@@ -474,12 +480,16 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
                 if not math.isfinite(state.last_loss):
                     raise DeconeError(f"loss became {state.last_loss} at step {state.step}; lower --lr or raise --temperature")
                 row: dict[str, Any] = {}
+                if governor is not None:
+                    governor.step()
                 if state.step % cfg.log_every == 0 or state.step == total:
                     now = time.perf_counter()
                     speed = (trained_examples - n_last) / max(now - t_last, 1e-9)
                     t_last, n_last = now, trained_examples
-                    row = {"step": state.step, "epoch": epoch, "loss": round(state.last_loss, 6),
-                           "lr": scheduler.get_last_lr()[0], "sentences_per_s": round(speed, 1)}
+                    row.update(step=state.step, epoch=epoch, loss=round(state.last_loss, 6),
+                               lr=scheduler.get_last_lr()[0], sentences_per_s=round(speed, 1))
+                    if governor is not None and governor.enabled:  # the thread count this row's steps ended with
+                        row["threads"] = governor.threads
                     progress.speed = speed
                 if evaluator is not None and (state.step % cfg.eval_every == 0 or state.step == total):
                     score = evaluator(encoder)
