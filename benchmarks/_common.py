@@ -216,3 +216,22 @@ def st_simcse_trainer(model, sentences: list[str], output_dir: str, batch_size: 
                                          callbacks=list(callbacks),
                                          train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}))
     return trainer, args
+
+
+def simcse_trainable(model: str):
+    """decone's SimCSE training model (encoder + training-only MLP head + loss, max length 32, seed 42) for a
+    benchmark model name, and the STS-B 10k sentences. -> (encoder, Trainable, sentences)."""
+    import torch
+
+    from decone.encoder import Encoder, MLPHead
+    from decone.methods import get_method
+    from decone.train import TrainConfig, Trainable
+
+    cfg = TrainConfig(method="simcse", model=model_path(model)).resolved()
+    torch.manual_seed(42)
+    enc = Encoder.load(cfg.model, device="cpu")
+    if not enc.pooling_from_folder:
+        enc.pooling = cfg.pooling
+    trainable = Trainable(enc, MLPHead(enc.model.config.hidden_size), get_method("simcse").loss(cfg), max_length=32)
+    sents = [s for s in (shared() / SENTS_10K).read_text(encoding="utf-8").splitlines() if s.strip()]
+    return enc, trainable, sents

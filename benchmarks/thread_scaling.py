@@ -1,7 +1,7 @@
 """Where a second thread helps decone's CPU training step and where it does not: per-operator time, 1 vs N threads.
 
-    python benchmarks/thread_scaling.py                        # all-MiniLM-L6-v2, 1 vs 2 threads, OMP_WAIT_POLICY PASSIVE
-    python benchmarks/thread_scaling.py --omp-wait-policy ACTIVE --threads 4
+    python benchmarks/thread_scaling.py                        # all-MiniLM-L6-v2, 1 vs 2 threads, decone train's policy
+    python benchmarks/thread_scaling.py --omp-wait-policy PASSIVE   # sleeping threads (docs/performance.md's first column)
 
 One process runs decone's training step (the ``train_ablation.py`` step of decone now: both SimCSE views in one
 forward, bf16 autocast, decone's CPU dropout, clipping, fused AdamW) on the same batches of the STS-B 10k sentences,
@@ -36,17 +36,9 @@ def worker(a) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     from decone.dropout import cpu_dropout
-    from decone.encoder import Encoder, MLPHead
-    from decone.methods import get_method
-    from decone.train import TrainConfig, Trainable, batch_order, token_lengths
+    from decone.train import batch_order, token_lengths
 
-    cfg = TrainConfig(method="simcse", model=C.model_path(a.model)).resolved()
-    torch.manual_seed(42)
-    enc = Encoder.load(cfg.model, device="cpu")
-    if not enc.pooling_from_folder:
-        enc.pooling = cfg.pooling
-    model = Trainable(enc, MLPHead(enc.model.config.hidden_size), get_method("simcse").loss(cfg), max_length=32)
-    sents = [s for s in (C.shared() / C.SENTS_10K).read_text(encoding="utf-8").splitlines() if s.strip()]
+    enc, model, sents = C.simcse_trainable(a.model)
     batches = batch_order(token_lengths(enc, [(s,) for s in sents], 32), 64, 42, 0, True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-5, fused=True)
     model.train()

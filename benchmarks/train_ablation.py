@@ -45,20 +45,12 @@ def worker(a) -> dict:
     import torch
 
     from decone.dropout import cpu_dropout
-    from decone.encoder import Encoder, MLPHead
-    from decone.methods import get_method
-    from decone.train import TrainConfig, Trainable, batch_order, token_lengths
+    from decone.train import batch_order, token_lengths
 
     if a.threads:
         torch.set_num_threads(a.threads)
     v = VARIANTS[a.worker]
-    cfg = TrainConfig(method="simcse", model=C.model_path(a.model)).resolved()
-    torch.manual_seed(42)
-    enc = Encoder.load(cfg.model, device="cpu")
-    if not enc.pooling_from_folder:
-        enc.pooling = cfg.pooling
-    model = Trainable(enc, MLPHead(enc.model.config.hidden_size), get_method("simcse").loss(cfg), max_length=32)
-    sents = [s for s in (C.shared() / C.SENTS_10K).read_text(encoding="utf-8").splitlines() if s.strip()]
+    enc, model, sents = C.simcse_trainable(a.model)
     lengths = token_lengths(enc, [(s,) for s in sents], 32) if v["group"] == "tokens" else [len(s) for s in sents]
     batches = batch_order(lengths, 64, 42, 0, v["group"] != "none")
     kw = {"fused": True} if v["optim"] == "fused" else {}
