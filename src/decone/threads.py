@@ -6,13 +6,14 @@ operation spins for a while before it sleeps, instead of decone's usual ``OMP_WA
 sleeping thread for each costs ~60 us on the 2-vCPU development VM, as much as a 64k-element multiply itself, and
 made a two-thread step 1.39x a one-thread step where spinning threads make it 1.63x
 (``benchmarks/thread_scaling.py``). Spinning is only good while nothing else wants the cores: with one other busy
-process, spinning threads made the same step up to 3.5x slower.
+process, spinning threads made the same step ~1.8x slower.
 
 :class:`CoreGovernor` handles that case. Every ``window_s`` seconds of training it reads how much CPU time the rest of
 the machine used (``/proc/stat`` minus this process) and sets torch's thread count to the cores left over, never above
 the count training started with and never below one; when the other work stops, the threads come back. With one
 thread, idle OpenMP workers sleep, so nothing spins on the cores that others use. Linux only (elsewhere it does
-nothing); it changes how fast a step runs, never what it computes.
+nothing); it changes how fast a step runs, not the maths, though another thread count may sum large reductions in
+another order (``--fixed-threads`` for bitwise-identical reruns, docs/reliability.md).
 """
 
 from __future__ import annotations

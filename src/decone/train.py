@@ -486,8 +486,8 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
                     now = time.perf_counter()
                     speed = (trained_examples - n_last) / max(now - t_last, 1e-9)
                     t_last, n_last = now, trained_examples
-                    row.update(step=state.step, epoch=epoch, loss=round(state.last_loss, 6),
-                               lr=scheduler.get_last_lr()[0], sentences_per_s=round(speed, 1))
+                    row = {"step": state.step, "epoch": epoch, "loss": round(state.last_loss, 6),
+                           "lr": scheduler.get_last_lr()[0], "sentences_per_s": round(speed, 1)}
                     if governor is not None and governor.enabled:  # the thread count this row's steps ended with
                         row["threads"] = governor.threads
                     progress.speed = speed
