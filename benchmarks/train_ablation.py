@@ -9,7 +9,9 @@ the STS-B 10k sentences, batch 64, max length 32, in its own subprocess, over th
 * ``before``      : length grouping by characters, AdamW's default per-tensor loop (decone before this work), bf16;
 * ``+fused``      : the same with AdamW(fused=True);
 * ``+tokens``     : and length grouping by token counts (torch's dropout);
-* ``+fast-dropout``: and dropout masks from a quarter of the random numbers (``decone.dropout``; = decone now);
+* ``+fast-dropout``: and dropout masks from a quarter of the random numbers (``decone.dropout``);
+* ``+kept-grad``  : and the word-embedding gradient kept for the run and filled row by row (``decone.embedding_grad``;
+  = decone now);
 * ``now-fp32``    : decone now without bf16 autocast;
 * ``no-grouping`` : decone now with random batches (padding to each batch's longest sentence, as the peer).
 
@@ -30,12 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 VARIANTS = {
-    "before": dict(group="chars", optim="loop", bf16=True, dropout="torch"),
-    "+fused": dict(group="chars", optim="fused", bf16=True, dropout="torch"),
-    "+tokens": dict(group="tokens", optim="fused", bf16=True, dropout="torch"),
-    "+fast-dropout": dict(group="tokens", optim="fused", bf16=True, dropout="fast"),
-    "now-fp32": dict(group="tokens", optim="fused", bf16=False, dropout="fast"),
-    "no-grouping": dict(group="none", optim="fused", bf16=True, dropout="fast"),
+    "before": dict(group="chars", optim="loop", bf16=True, dropout="torch", grad="dense"),
+    "+fused": dict(group="chars", optim="fused", bf16=True, dropout="torch", grad="dense"),
+    "+tokens": dict(group="tokens", optim="fused", bf16=True, dropout="torch", grad="dense"),
+    "+fast-dropout": dict(group="tokens", optim="fused", bf16=True, dropout="fast", grad="dense"),
+    "+kept-grad": dict(group="tokens", optim="fused", bf16=True, dropout="fast", grad="kept"),
+    "now-fp32": dict(group="tokens", optim="fused", bf16=False, dropout="fast", grad="kept"),
+    "no-grouping": dict(group="none", optim="fused", bf16=True, dropout="fast", grad="kept"),
 }
 
 
@@ -45,6 +48,7 @@ def worker(a) -> dict:
     import torch
 
     from decone.dropout import cpu_dropout
+    from decone.embedding_grad import KeptEmbeddingGrad
     from decone.train import batch_order, token_lengths
 
     if a.threads:
@@ -58,7 +62,8 @@ def worker(a) -> dict:
     counter = C.TokenCounter().attach(enc.model)
     model.train()
     marks = []
-    with cpu_dropout(enc.model) if v["dropout"] == "fast" else contextlib.nullcontext():
+    kept = KeptEmbeddingGrad.for_model(enc.model, enc.device) if v["grad"] == "kept" else KeptEmbeddingGrad(None)
+    with cpu_dropout(enc.model) if v["dropout"] == "fast" else contextlib.nullcontext(), kept:
         for step, idx in enumerate(batches[: a.warmup + a.steps]):
             if step == a.warmup:
                 marks.append((time.perf_counter(), time.process_time(), counter.snapshot()))
@@ -67,7 +72,7 @@ def worker(a) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            kept.zero_grad(optimizer)
     marks.append((time.perf_counter(), time.process_time(), counter.snapshot()))
     (t0, c0, k0), (t1, c1, k1) = marks
     n = a.steps * 64

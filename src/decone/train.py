@@ -28,6 +28,7 @@ from torch import nn
 
 from decone.data import Dataset, read_dataset
 from decone.dropout import cpu_dropout
+from decone.embedding_grad import KeptEmbeddingGrad
 from decone.encoder import POOLINGS, Encoder, MLPHead, resolve_bf16
 from decone.errors import ConfigError, DeconeError
 from decone.methods import HEADS, get_method
@@ -438,6 +439,8 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     try:
         if cfg.fast_dropout:  # CPU: dropout masks from a quarter of torch's random numbers (decone.dropout)
             restore.enter_context(cpu_dropout(encoder.model))
+        # CPU: the word-embedding gradient stays allocated and is filled row by row (decone.embedding_grad)
+        kept_grad = restore.enter_context(KeptEmbeddingGrad.for_model(encoder.model, device))
         if cfg.adaptive_threads and device.type == "cpu":  # give cores back while other processes need them
             governor = CoreGovernor(torch.get_num_threads())
             restore.callback(governor.restore)
@@ -473,7 +476,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                kept_grad.zero_grad(optimizer)
                 state.step += 1
                 state.last_loss = float(loss.detach())
                 trained_examples += len(batch)
