@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from decone.dropout import cpu_dropout
+from decone.embedding_grad import KeptEmbeddingGrad
 from decone.encoder import MLPHead
 from decone.gradcache import RandContext, cached_loss_and_backward, chunk_ranges
 from decone.losses import InfoNCE
@@ -74,6 +75,22 @@ def test_gradcache_equals_full_batch_with_dropout(tiny_encoder, chunk, fast_drop
         loss, got = cached(model, views, chunk, seed=123)
     assert abs(float(loss) - float(ref_loss)) <= 1e-5
     assert len(got) > 10
+    assert max_diff(got, ref_grads) <= 1e-5
+
+
+def test_gradcache_with_the_kept_embedding_gradient_equals_full_batch(tiny_encoder):
+    """As fit runs it on CPU: the mini-batches' sparse embedding gradients accumulate into the kept dense buffer."""
+    model = make_model(tiny_encoder)
+    views = [SENTS, list(SENTS)]
+    with cpu_dropout(tiny_encoder.model):
+        ref_loss, ref_grads = reference_full_batch(model, views, 8, seed=123)
+        model.zero_grad(set_to_none=True)
+        with KeptEmbeddingGrad.for_model(tiny_encoder.model, torch.device("cpu")) as kept:
+            assert kept.active
+            torch.manual_seed(123)
+            loss = cached_loss_and_backward(model, views, None, False, 8)
+            got = grads(model)
+    assert abs(float(loss) - float(ref_loss)) <= 1e-5
     assert max_diff(got, ref_grads) <= 1e-5
 
 
