@@ -68,15 +68,33 @@ def test_the_buffer_is_kept_zeroed_and_released(tiny_encoder):
     assert embedding.sparse is False and embedding.weight.grad is None
 
 
-def test_a_no_op_off_cpu_for_frozen_or_missing_embeddings(tiny_encoder):
+def test_a_no_op_off_cpu_and_for_embeddings_it_cannot_keep(tiny_encoder):
     model = tiny_encoder.model
+    embedding = model.get_input_embeddings()
+    assert input_embedding(model) is embedding
     assert not KeptEmbeddingGrad.for_model(model, torch.device("meta")).active
     assert input_embedding(nn.Linear(2, 2)) is None
-    model.get_input_embeddings().weight.requires_grad_(False)
+    embedding.scale_grad_by_freq = True  # torch has no sparse backward for it
     assert input_embedding(model) is None
-    optimizer = torch.optim.SGD([next(model.encoder.parameters())], lr=0.1)
+    embedding.scale_grad_by_freq = False
+    embedding.weight.requires_grad_(False)
+    assert input_embedding(model) is None
+    param = next(model.encoder.parameters())
+    param.grad = torch.ones_like(param)
+    optimizer = torch.optim.SGD([param], lr=0.1)
     with KeptEmbeddingGrad(None) as kept:
-        kept.zero_grad(optimizer)  # just optimizer.zero_grad
+        kept.zero_grad(optimizer)  # just optimizer.zero_grad(set_to_none=True)
+    assert param.grad is None and embedding.sparse is False
+
+
+def test_a_gradient_already_there_is_kept_dense(tiny_encoder):
+    embedding = tiny_encoder.model.get_input_embeddings()
+    rows = torch.tensor([[3, 5]])
+    embedding.weight.grad = torch.sparse_coo_tensor(rows, torch.ones(2, embedding.embedding_dim), embedding.weight.shape,
+                                                    check_invariants=True)
+    with KeptEmbeddingGrad.for_model(tiny_encoder.model, torch.device("cpu")):
+        grad = embedding.weight.grad
+        assert grad.layout == torch.strided and grad[3].eq(1).all() and grad[5].eq(1).all() and grad.sum() == 2 * grad.shape[1]
 
 
 def test_fit_trains_as_with_the_dense_gradient_and_restores_the_model(tmp_path, tiny_model_dir, monkeypatch):

@@ -88,8 +88,10 @@ def test_gradcache_with_the_kept_embedding_gradient_equals_full_batch(tiny_encod
         with KeptEmbeddingGrad.for_model(tiny_encoder.model, torch.device("cpu")) as kept:
             assert kept.active
             torch.manual_seed(123)
+            buffer = tiny_encoder.model.get_input_embeddings().weight.grad
             loss = cached_loss_and_backward(model, views, None, False, 8)
             got = grads(model)
+            assert tiny_encoder.model.get_input_embeddings().weight.grad is buffer  # 6 passes, added in place
     assert abs(float(loss) - float(ref_loss)) <= 1e-5
     assert max_diff(got, ref_grads) <= 1e-5
 

@@ -23,13 +23,15 @@ from torch import nn
 
 
 def input_embedding(model: nn.Module) -> nn.Embedding | None:
-    """The trainable word-embedding module of a Hugging Face model, or None (no such module, frozen, or already sparse)."""
+    """The trainable word-embedding module of a Hugging Face model, or None: no such module, a subclass (which may
+    change the lookup), frozen, already sparse, or ``scale_grad_by_freq`` (torch has no sparse gradient for it)."""
     getter = getattr(model, "get_input_embeddings", None)
     try:
         embedding = getter() if getter is not None else None
     except NotImplementedError:
         return None
-    if type(embedding) is not nn.Embedding or embedding.sparse or not embedding.weight.requires_grad:
+    if (type(embedding) is not nn.Embedding or embedding.sparse or embedding.scale_grad_by_freq
+            or not embedding.weight.requires_grad):
         return None
     return embedding
 
@@ -59,7 +61,9 @@ class KeptEmbeddingGrad:
             weight = self.embedding.weight
             if weight.grad is None:
                 weight.grad = torch.zeros_like(weight)
-            self._buffer = weight.grad
+            elif weight.grad.layout != torch.strided:  # a sparse gradient left by the caller: keep its values, dense
+                weight.grad = weight.grad.to_dense()
+            self._buffer = weight.grad  # a dense gradient already there is kept and added to, as autograd would
             self.embedding.sparse = True
         return self
 
