@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from decone.distributed import DistContext
+from decone.distributed import DistContext, destroy
 from tests.test_gradcache import SENTS as GRADCACHE_SENTS
 
 SENTS = GRADCACHE_SENTS[:20]
@@ -87,7 +87,7 @@ def _worker(rank: int, world: int, port: int, model_dir: str, out_dir: str, fit_
 
     os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
     fit(fit_config(*fit_args))
-    dist.destroy_process_group()
+    destroy()  # barrier, then leave the group (as fit does when it created the group)
 
 
 @pytest.fixture(scope="module")

@@ -436,6 +436,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
     t_start, trained_examples, t_last, n_last = time.perf_counter(), 0, time.perf_counter(), 0
     progress = distributed.NoProgress()
     governor = None
+    finished = False  # the run ended well (every rank then leaves the process group together)
     try:
         if cfg.fast_dropout:  # CPU: dropout masks from a quarter of torch's random numbers (decone.dropout)
             restore.enter_context(cpu_dropout(encoder.model))
@@ -528,13 +529,14 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
         for cb in callbacks:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(state)
+        finished = True
         return summary
     finally:
         restore.close()
         progress.close()
         signal.signal(signal.SIGINT, previous_handler)
         if dist is not None and dist.owns_group:
-            distributed.destroy()
+            distributed.destroy(synchronise=finished)
 
 
 def _adamw_kernel(device: torch.device) -> dict:
