@@ -168,3 +168,15 @@ def test_fit_under_two_processes_matches_one(two_ranks, fit_inputs, tmp_path):
     for a, b in zip(log_two, log_one):
         assert abs(a["loss"] - b["loss"]) <= 1e-5
     assert (two_dir / "checkpoint" / "trainer_state.json").exists()
+
+
+@pytest.mark.parametrize("synchronise,calls", [(True, ["barrier", "destroy"]), (False, ["destroy"])])
+def test_destroy_waits_for_the_other_ranks_only_after_a_run_that_ended_well(monkeypatch, synchronise, calls):
+    import torch.distributed as dist
+
+    seen = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "barrier", lambda *a, **k: seen.append("barrier"))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda *a, **k: seen.append("destroy"))
+    destroy(synchronise=synchronise)
+    assert seen == calls
