@@ -87,7 +87,7 @@ def _worker(rank: int, world: int, port: int, model_dir: str, out_dir: str, fit_
 
     os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
     fit(fit_config(*fit_args))
-    destroy()  # barrier, then leave the group (as fit does when it created the group)
+    destroy(ctx=ctx)  # barrier, then leave the group (as fit does when it created the group)
 
 
 @pytest.fixture(scope="module")

@@ -278,15 +278,17 @@ def init_from_env(timeout_s: float = 1800.0) -> DistContext | None:
     return ctx
 
 
-def destroy(synchronise: bool = True) -> None:
-    """Leave the process group. After a run that ended well, a barrier first, so that no rank tears down its
-    connections (and rank 0 the store) while another still uses them: an unsynchronised gloo teardown can abort a
-    process at exit. After an error, no barrier: the other ranks may never reach it, and the launcher should see this
-    rank fail rather than wait for it."""
+def destroy(synchronise: bool = True, ctx: DistContext | None = None) -> None:
+    """Leave the process group. After a run that ended well, a barrier first (``ctx``'s, which names the GPU under
+    NCCL), so that no rank tears down its connections (and rank 0 the store) while another still uses them: an
+    unsynchronised gloo teardown can abort a process at exit. After an error, no barrier: the other ranks may never
+    reach it, and the launcher should see this rank fail rather than wait for it."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        if synchronise:
+        if synchronise and ctx is not None:
+            ctx.barrier()
+        elif synchronise:
             dist.barrier()
         dist.destroy_process_group()
 

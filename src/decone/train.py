@@ -536,7 +536,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callback] = (), data: Dataset |
         progress.close()
         signal.signal(signal.SIGINT, previous_handler)
         if dist is not None and dist.owns_group:
-            distributed.destroy(synchronise=finished)
+            distributed.destroy(synchronise=finished, ctx=dist)
 
 
 def _adamw_kernel(device: torch.device) -> dict:
