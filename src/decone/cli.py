@@ -198,10 +198,36 @@ def _register_plugins() -> None:
 _register_plugins()
 
 
+def _click_kind(exc: BaseException) -> str | None:
+    """``"exit"``, ``"abort"``, ``"usage"`` or ``"click"`` for click's exceptions, else None.
+
+    Matched by class name along the MRO, so click's own classes and the copies that typer vendors (typer 0.29 raises
+    ``typer._click.exceptions.NoSuchOption``) are handled alike, whichever release is installed."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "Exit" in names and hasattr(exc, "exit_code") and "ClickException" not in names:
+        return "exit"
+    if "Abort" in names:
+        return "abort"
+    if "UsageError" in names:
+        return "usage"
+    if "ClickException" in names:
+        return "click"
+    return None
+
+
+def _print_usage_error(exc) -> None:
+    """click's usage line, its hint, and ``error: <message>`` (one line, no traceback)."""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        console.print(ctx.get_usage(), soft_wrap=True, markup=False)
+        if ctx.command.get_help_option(ctx) is not None:
+            console.print(f"Try '{ctx.command_path} --help' for help.", soft_wrap=True, markup=False)
+    message = " ".join(str(exc.format_message()).split())
+    console.print(f"error: {message}", soft_wrap=True, markup=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
-    import click
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["eval", "fewshot"]:  # `decone eval fewshot` is the few-shot protocol's command
@@ -211,14 +237,6 @@ def main(argv: list[str] | None = None) -> None:
     except DeconeError as exc:
         console.print(f"[red]error:[/] {exc}" if sys.stderr.isatty() else f"error: {exc}", soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
-        console.print("aborted")
-        sys.exit(130)
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
@@ -226,6 +244,17 @@ def main(argv: list[str] | None = None) -> None:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         console.print(f"error: {where}{exc.strerror or exc}", soft_wrap=True)
         sys.exit(2)
+    except Exception as exc:
+        kind = _click_kind(exc)
+        if kind == "exit":
+            sys.exit(exc.exit_code)
+        if kind == "abort":
+            console.print("aborted")
+            sys.exit(130)
+        if kind in ("usage", "click"):
+            _print_usage_error(exc)
+            sys.exit(2)
+        raise
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
