@@ -13,7 +13,7 @@ import time
 import torch
 
 from decone.encoder import Encoder, MLPHead, has_bf16_cpu
-from decone.losses import InfoNCE
+from decone.objectives import InfoNCE
 from decone.paths import shared_dir
 from decone.train import Trainable
 

@@ -34,7 +34,7 @@ def free_port() -> int:
 def build(model_dir: str, loss_name: str):
     from decone import Encoder
     from decone.encoder import MLPHead
-    from decone.losses import InfoNCE, SupCon
+    from decone.objectives import InfoNCE, SupCon
     from decone.train import Trainable
 
     torch.manual_seed(0)

@@ -186,7 +186,7 @@ def test_resume_keeps_the_dropout_the_run_started_with(tmp_path, tiny_model_dir)
     data.write_text("\n".join(f"sentence number {i} about the cat and the dog" for i in range(32)) + "\n")
     out = tmp_path / "run"
     cfg = dict(method="simcse", model=str(tiny_model_dir), data=str(data), output=str(out), max_steps=4, batch_size=8,
-               save_every=2, bf16=False)
+               save_every=2, bf16=False, keep_checkpoint=True)
     fit(TrainConfig(**cfg, fast_dropout=False))
     state_file = out / "checkpoint" / "trainer_state.json"
     state = json.loads(state_file.read_text())

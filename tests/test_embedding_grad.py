@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-import decone.train
+import decone.train.trainer
 from decone.embedding_grad import KeptEmbeddingGrad, input_embedding
 from decone.encoder import MLPHead
-from decone.losses import InfoNCE
+from decone.objectives import InfoNCE
 from decone.train import TrainConfig, Trainable, fit
 
 TEXTS = ["the cat sat on the mat", "the dog ran", "a man plays the music", "the the the cat", "water is cold"]
@@ -115,10 +115,10 @@ def test_fit_trains_as_with_the_dense_gradient_and_restores_the_model(tmp_path, 
         seen.append(kept)
         return kept
 
-    monkeypatch.setattr(decone.train.KeptEmbeddingGrad, "for_model", classmethod(spy))
+    monkeypatch.setattr(decone.train.trainer.KeptEmbeddingGrad, "for_model", classmethod(spy))
     kept_losses = run("kept")
     assert seen[0].active and seen[0].embedding.sparse is False  # it ran, and the flag is restored
-    monkeypatch.setattr(decone.train.KeptEmbeddingGrad, "for_model", classmethod(lambda cls, m, d: cls(None)))
+    monkeypatch.setattr(decone.train.trainer.KeptEmbeddingGrad, "for_model", classmethod(lambda cls, m, d: cls(None)))
     dense_losses = run("dense")
     assert kept_losses == pytest.approx(dense_losses, rel=1e-4, abs=1e-6)
     assert kept_losses[-1] < kept_losses[0]

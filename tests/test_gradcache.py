@@ -11,7 +11,7 @@ from decone.dropout import cpu_dropout
 from decone.embedding_grad import KeptEmbeddingGrad
 from decone.encoder import MLPHead
 from decone.gradcache import RandContext, cached_loss_and_backward, chunk_ranges
-from decone.losses import InfoNCE
+from decone.objectives import InfoNCE
 from decone.train import Trainable
 
 SENTS = [

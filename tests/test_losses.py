@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from decone.errors import ConfigError
-from decone.losses import InfoNCE, SupCon, cosine_similarity_matrix
+from decone.objectives import InfoNCE, SupCon, cosine_similarity_matrix
 
 
 def cos(a, b):

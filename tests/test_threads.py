@@ -102,9 +102,9 @@ def test_fit_follows_the_governor_logs_threads_and_restores_them(tmp_path, tiny_
             m.run(1.0, others=1.0, own=1.0)
             return super().step()
 
-    import decone.train
+    import decone.train.trainer
 
-    monkeypatch.setattr(decone.train, "CoreGovernor", Busy)
+    monkeypatch.setattr(decone.train.trainer, "CoreGovernor", Busy)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

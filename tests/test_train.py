@@ -8,7 +8,7 @@ import torch
 
 from decone.encoder import Encoder, MLPHead
 from decone.errors import ConfigError
-from decone.losses import InfoNCE
+from decone.objectives import InfoNCE
 from decone.train import TrainConfig, Trainable, batch_order, fit
 
 SENTENCES = [
@@ -116,7 +116,7 @@ def test_output_folder_rules(tiny_model_dir, sentences_file, tmp_path):
     with pytest.raises(ConfigError, match="not a decone run; pass --overwrite"):
         fit(_config(tiny_model_dir, sentences_file, stranger))
     assert (stranger / "notes.txt").read_text() == "mine"
-    fit(_config(tiny_model_dir, sentences_file, tmp_path / "run", max_steps=2))
+    fit(_config(tiny_model_dir, sentences_file, tmp_path / "run", max_steps=2, keep_checkpoint=True))
     with pytest.raises(ConfigError, match="earlier decone run; pass --resume"):
         fit(_config(tiny_model_dir, sentences_file, tmp_path / "run", max_steps=2))
     with pytest.raises(ConfigError, match="--resume given but there is no run"):

@@ -45,9 +45,15 @@ def _method_help() -> str:
     return "; ".join(f"{m.name}: {m.summary}" for m in METHODS.values())
 
 
-@app.command(help="Train an encoder with a contrastive METHOD (simcse, simcse-sup, mirror, mirror-word, ...).")
+def _method_names() -> str:
+    from decone.methods import METHODS
+
+    return " | ".join(METHODS)
+
+
+@app.command(help="Train an encoder with a contrastive METHOD; --set NAME=VALUE sets any setting, a method's own too.")
 def train(
-    method: str = typer.Argument(..., help="simcse | simcse-sup | mirror | mirror-word | scl"),
+    method: str = typer.Argument(..., help=_method_names()),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Local folder or hub name [default: all-MiniLM-L6-v2]"),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Training file (.txt/.csv/.tsv/.jsonl) or SNLI folder; mirror-word defaults to wordfreq's top 10k English words"),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Output folder [default: runs/METHOD-TIMESTAMP]"),
@@ -56,7 +62,8 @@ def train(
     batch_size: Optional[int] = typer.Option(None, help="Examples per batch (in-batch negatives; under torchrun the global batch over all processes) [method default]"),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate [method default]"),
     temperature: Optional[float] = typer.Option(None, help="Softmax temperature of the contrastive loss [method default]"),
-    pooling: Optional[str] = typer.Option(None, help="cls | cls_before_pooler | mean | first_last_avg [folder's own, else method default]"),
+    pooling: Optional[str] = typer.Option(None, help="cls | cls_before_pooler | mean | first_last_avg | mask [folder's own, else method default]"),
+    template: Optional[str] = typer.Option(None, help='mask pooling: prompt around each text, e.g. \'This sentence : "[X]" means [MASK] .\' [promptbert default]'),
     head: Optional[str] = typer.Option(None, help="none | mlp-train (SimCSE MLP in training only) | mlp (kept) [method default]"),
     max_length: Optional[int] = typer.Option(None, help="Truncate texts to this many tokens [method default]"),
     hard_negative_weight: Optional[float] = typer.Option(None, help="simcse-sup: log-scale weight on hard negatives"),
@@ -80,17 +87,21 @@ def train(
     text_column: Optional[str] = typer.Option(None, help="Column holding the text in .csv/.tsv/.jsonl data"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output folder"),
+    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep checkpoint/ (optimizer state) in the finished folder, to train further with --resume"),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle .bin weights (loaded with weights_only=True)"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code"),
     extra: list[str] = typer.Option([], "--set", help="Method-specific setting KEY=VALUE (repeatable)"),
 ) -> None:
-    from decone.train import TrainConfig, fit
+    from decone.methods import METHODS
+    from decone.train import TrainConfig, fit, parse_settings
 
     if output is None:
         output = str(Path("runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}")
     values = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
     values["model"] = model or default_model()
-    values.update(_parse_settings(extra))
+    settings = parse_settings(extra, method) if method in METHODS else {}
+    values["options"] = settings.pop("options", {})
+    values.update(settings)
     config = TrainConfig(**values)
     callbacks = []
     if diagnose_every:
@@ -104,24 +115,6 @@ def train(
         line += f", best dev Spearman {summary['best_eval_spearman']:.2f} at step {summary['best_step']}"
     console.print(line)
     console.print(f"saved to {output}")
-
-
-def _parse_settings(pairs: list[str]) -> dict:
-    from decone.errors import ConfigError
-    from decone.train import TrainConfig
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in TrainConfig.__dataclass_fields__:
-            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE with KEY a training setting")
-        field_type = str(TrainConfig.__dataclass_fields__[key].type)
-        try:
-            out[key] = float(value) if "float" in field_type else int(value) if "int" in field_type else value
-        except ValueError:
-            raise ConfigError(f"--set {pair!r}: {value!r} is not a valid {field_type}") from None
-    return out
 
 
 def _dynamics_callback(config):

@@ -42,6 +42,7 @@ class Dataset:
     source: str
     labels: list[str] | None = None
     skipped_blank: int = 0
+    label_names: list[str] | None = None  # the task's classes in order, where they are known beyond the labels seen
     warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -140,11 +141,28 @@ def _records(path: Path, encoding: str) -> tuple[list[str], list[tuple[int, dict
     return header, rows
 
 
+def column_list(names: Sequence[str]) -> str:
+    """Column names for a one-line message: printable names as they are, others quoted, long lists cut."""
+    shown = [n if n.isprintable() and n.strip() == n and n else repr(n) for n in map(str, names)]
+    text = ", ".join(shown[:20]) + (f", ... ({len(shown)} in all)" if len(shown) > 20 else "")
+    return text or "none"
+
+
+def cell_text(value, path: Path, number: int, column: str) -> str:
+    """A field as text: strings as they are, numbers and booleans written out, null as empty; a JSON object or
+    list raises a DataError naming ``path:number``."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise DataError(f"{path}:{number}: column {column!r} holds a JSON {type(value).__name__}, expected text")
+    return str(value)
+
+
 def resolve_column(path: Path, names: Sequence[str], role: str, explicit: str | None = None, required: bool = True) -> str | None:
     """The column that plays ``role`` (an explicit name, else the first alias present)."""
     if explicit:
         if explicit not in names:
-            raise DataError(f"{path}: missing column {explicit!r} (columns: {', '.join(names) or 'none'})")
+            raise DataError(f"{path}: missing column {explicit!r} (columns: {column_list(names)})")
         return explicit
     for alias in COLUMN_ALIASES[role]:
         if alias in names:
@@ -152,7 +170,7 @@ def resolve_column(path: Path, names: Sequence[str], role: str, explicit: str | 
     if required:
         raise DataError(
             f"{path}: missing column {role!r} (expected one of {', '.join(COLUMN_ALIASES[role])}; "
-            f"columns: {', '.join(names) or 'none'})"
+            f"columns: {column_list(names)})"
         )
     return None
 
@@ -186,7 +204,7 @@ def read_table(
             value = record.get(column)
             if value is None:
                 raise DataError(f"{path}:{number}: missing field {column!r}")
-            value = str(value).strip()
+            value = cell_text(value, path, number, column).strip()
             if not value:
                 raise DataError(f"{path}:{number}: empty {role} (column {column!r})")
             values.append(_clip(value, path, number, warnings))
@@ -333,20 +351,26 @@ def read_scored_pairs(path: str | Path, encoding: str = "utf-8") -> list[tuple[s
             if not line.strip():
                 continue
             if len(cells) < 7 or not _is_float(cells[4]):
-                raise DataError(f"{path}:{number}: expected 7 tab-separated fields with a score in field 5")
+                raise DataError(f"{path}:{number}: expected 7 tab-separated fields with a score in field 5 (a finite number)")
             pairs.append((cells[5].strip(), cells[6].strip(), float(cells[4])))
-        return pairs
-    names, records = _records(path, encoding)
-    s1 = resolve_column(path, names, "anchor")
-    s2 = resolve_column(path, names, "positive")
-    score = next((c for c in ("score", "label", "similarity", "gold") if c in names), None)
-    if score is None:
-        raise DataError(f"{path}: missing column 'score' (columns: {', '.join(names)})")
-    pairs = []
-    for number, record in records:
-        if not _is_float(record.get(score)):
-            raise DataError(f"{path}:{number}: score {record.get(score)!r} is not a number")
-        pairs.append((str(record[s1]).strip(), str(record[s2]).strip(), float(record[score])))
+    else:
+        names, records = _records(path, encoding)
+        s1 = resolve_column(path, names, "anchor")
+        s2 = resolve_column(path, names, "positive")
+        score = next((c for c in ("score", "label", "similarity", "gold") if c in names), None)
+        if score is None:
+            raise DataError(f"{path}: missing column 'score' (columns: {column_list(names)})")
+        pairs = []
+        for number, record in records:
+            value = record.get(score)
+            if isinstance(value, bool) or not _is_float(value):
+                shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40] + "...")
+                raise DataError(f"{path}:{number}: score {shown} is not a finite number")
+            texts = [cell_text(record.get(c), path, number, c).strip() for c in (s1, s2)]
+            for column, text in zip((s1, s2), texts):
+                if not text:
+                    raise DataError(f"{path}:{number}: empty sentence (column {column!r})")
+            pairs.append((texts[0], texts[1], float(value)))
     if len(pairs) < 3:
         raise DataError(f"{path}: {len(pairs)} scored pairs; a Spearman correlation needs at least 3")
     return pairs

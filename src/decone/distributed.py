@@ -159,11 +159,11 @@ class DistContext:
                 offset += g.numel()
 
     # ------------------------------------------------------------------ the loss with global negatives
-    def loss(self, loss_fn: nn.Module, views: list[Tensor], labels: Tensor | None) -> Tensor:
+    def loss(self, objective, views: list[Tensor], labels: Tensor | None) -> Tensor:
         """The contrastive loss of this rank's views against the gathered views of all ranks.
 
         Args:
-            loss_fn: the method's loss, ``loss_fn(views, labels, offset=0)``.
+            objective: the method's :class:`~decone.objectives.Objective`; its ``loss_from_embeddings(views, labels, offset)``.
             views: this rank's K views, each (n_local, d), with gradient.
             labels: this rank's labels (n_local,) or None.
 
@@ -177,29 +177,18 @@ class DistContext:
         total = sum(sizes)
         offset = sum(sizes[: self.rank])
         gathered = [gather_with_grad(v, sizes, self.rank) for v in views]  # each (total, d)
-        if supports_offset(loss_fn):
+        if objective.supports_offset:
             # local anchors against global candidates: the mean over local anchors, reweighted so that the average
             # over ranks is the mean over all anchors of the global batch
             if n_local == 0:
                 return sum(g.sum() for g in gathered) * 0.0
-            local = loss_fn([views[0], *gathered[1:]], labels, offset=offset)
+            local = objective.loss_from_embeddings([views[0], *gathered[1:]], labels, offset=offset)
             return local * (n_local * self.world_size / total)
         # any other loss: the whole global-batch loss on every rank (cheap next to the encoder); the gradient reaching
         # each rank's embeddings through the gather is then world_size x the single-process one, which the average
         # in all_reduce_grads divides back out, while the loss's own parameters get the single-process gradient
         all_labels = gather_labels(labels, sizes, self.rank, self.device) if labels is not None else None
-        return loss_fn(gathered, all_labels)
-
-
-def supports_offset(loss_fn: nn.Module) -> bool:
-    """Losses whose anchors may be a slice of the candidates (``offset``): InfoNCE, one-directional.
-
-    (InfoNCE's symmetric term contrasts each positive with the LOCAL anchors only, so the symmetric loss takes the
-    whole-batch path, which is exact.)
-    """
-    from decone.losses import InfoNCE
-
-    return isinstance(loss_fn, InfoNCE) and not getattr(loss_fn, "symmetric", False)
+        return objective.loss_from_embeddings(gathered, all_labels)
 
 
 class _GatherWithGrad(torch.autograd.Function):

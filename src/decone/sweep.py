@@ -37,7 +37,9 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list]:
     """``["temperature=0.01,0.05", "pooling=cls,mean"]`` -> ``{"temperature": [0.01, 0.05], "pooling": [...]}``."""
     from decone.train import TrainConfig
 
-    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    from decone.train.config import parse_value, setting_types
+
+    types = setting_types()
     grid: dict[str, list] = {}
     for spec in specs:
         key, sep, values = spec.partition("=")
@@ -48,11 +50,7 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list]:
             raise ConfigError(f"--grid {spec!r}: seeds are not a grid axis; use --seeds N (and --seed for the first)")
         if key not in types or key in ("method", "model", "data", "output", "resume", "overwrite"):
             raise ConfigError(f"--grid {spec!r}: {key!r} is not a training setting that can be swept")
-        cast = float if "float" in types[key] else int if "int" in types[key] else str
-        try:
-            grid[key] = [cast(v.strip()) for v in values.split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(f"--grid {spec!r}: values must be {cast.__name__}") from None
+        grid[key] = [parse_value(types[key], v, f"--grid {key}") for v in values.split(",") if v.strip()]
     if not grid:
         raise ConfigError("give at least one --grid NAME=V1,V2,...")
     return grid
@@ -243,9 +241,9 @@ def register(app) -> None:
     ) -> None:
         from rich.console import Console
 
-        from decone.cli import _parse_settings
+        from decone.train import parse_settings
 
-        base = {"max_steps": max_steps, "seed": seed, "bf16": bf16, "eval_data": eval_data, **_parse_settings(extra)}
+        base = {"max_steps": max_steps, "seed": seed, "bf16": bf16, "eval_data": eval_data, **parse_settings(extra, method)}
         base = {k: v for k, v in base.items() if v is not None}
         console = Console(stderr=True, highlight=False)
         rows = sweep(method, model, data, parse_grid(grid), output, seeds=seeds, base=base, probe_pairs=probe_pairs,

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from decone.errors import ConfigError, DataError
+from decone.errors import ConfigError, DataError, check_device, check_output_dir
 
 #: Eigenvalues below this fraction of the largest count as zero (a direction with no variance cannot be whitened).
 RANK_TOL = 1e-10
@@ -136,8 +136,11 @@ def whiten(
     device: str | None = None,
     show_progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Load ``model``, fit whitening on the sentences of ``data``, save the whitened encoder to ``output``.
+
+    ``output`` must be new or an empty folder unless ``overwrite``; nothing is written where fitting fails.
 
     Returns:
         the summary written to ``decone.json`` under ``whitening``, plus ``warnings`` from saving.
@@ -147,6 +150,10 @@ def whiten(
     say = log or (lambda _msg: None)
     if dim is not None and dim < 1:
         raise ConfigError(f"--dim must be at least 1, got {dim}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    check_device(device)
+    check_output_dir(output, overwrite=overwrite)
     sentences = read_fit_sentences(data)
     say(f"loading {model}")
     encoder = Encoder.load(model, pooling=pooling, device=device)

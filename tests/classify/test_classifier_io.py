@@ -1,6 +1,7 @@
 """Training scl end to end on the tiny model, saving and reloading the classifier, and reading labelled input."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,12 +23,12 @@ def _data(labels=None):
 
 def test_save_reload_gives_identical_predictions(tiny_encoder, tmp_path):
     loss = SCLClassifierLoss(0.9)
-    loss.setup(tiny_encoder, _data())
+    loss.setup(SimpleNamespace(encoder=tiny_encoder), _data())
     tiny_encoder.save(tmp_path / "clf")
-    loss.save_extra(tmp_path / "clf")
+    loss.save(tmp_path / "clf")
     info = json.loads((tmp_path / "clf" / HEAD_INFO).read_text())
     assert info["labels"] == ["neg", "pos"] and info["scl_lambda"] == 0.9 and info["in_features"] == tiny_encoder.dim
-    before = Classifier(tiny_encoder, loss.classifier, loss.labels)
+    before = Classifier(tiny_encoder, loss.classifier, loss.label_names)
     after = Classifier.load(tmp_path / "clf", device="cpu")
     texts = POS + NEG + ["the cat sat on the mat"]
     p1, p2 = before.predict_proba(texts, bf16=False), after.predict_proba(texts, bf16=False)

@@ -3,6 +3,8 @@
 import json
 
 import numpy as np
+from types import SimpleNamespace
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -26,9 +28,9 @@ def app():
 def classifier_dir(tiny_encoder, tmp_path):
     loss = SCLClassifierLoss(0.9)
     data = Dataset([(t,) for t in WORDS_POS + WORDS_NEG], "mem", labels=["pos"] * 8 + ["neg"] * 8)
-    loss.setup(tiny_encoder, data)
+    loss.setup(SimpleNamespace(encoder=tiny_encoder), data)
     tiny_encoder.save(tmp_path / "clf")
-    loss.save_extra(tmp_path / "clf")
+    loss.save(tmp_path / "clf")
     return tmp_path / "clf"
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from decone.classify.scl import SCLClassifierLoss, config_lambda, label_vocabulary, lambda_override
+from decone.classify.scl import SCLClassifierLoss, label_vocabulary
 from decone.data import Dataset
 from decone.errors import ConfigError, DataError
-from decone.losses import SupCon
+from decone.objectives import SupCon
 
 
 def supcon_loop(features, labels, temperature):
@@ -54,13 +54,13 @@ def _setup(lam, labels=("a", "b", "a", "c", "b", "c"), dim=5, temperature=0.3):
     loss = SCLClassifierLoss(lam, temperature)
     data = Dataset([(f"t{i}",) for i in range(len(labels))], "mem", labels=list(labels))
     torch.manual_seed(0)
-    loss.setup(SimpleNamespace(dim=dim, pooling="cls_before_pooler"), data)
+    loss.setup(SimpleNamespace(encoder=SimpleNamespace(dim=dim, pooling="cls_before_pooler")), data)
     return loss, data
 
 
 def test_lambda_zero_is_exactly_cross_entropy():
     loss, data = _setup(0.0)
-    y = loss.encode_labels(data)
+    y = loss.labels(data)
     z = torch.randn(len(y), 5, requires_grad=True)
     got = loss([z], y)
     want = F.cross_entropy(loss.classifier(z), y)
@@ -73,7 +73,7 @@ def test_lambda_zero_is_exactly_cross_entropy():
 @pytest.mark.parametrize("lam", [0.5, 0.9])
 def test_mixture_of_ce_and_supcon(lam):
     loss, data = _setup(lam)
-    y = loss.encode_labels(data)
+    y = loss.labels(data)
     z = torch.randn(len(y), 5, dtype=torch.float64)
     loss.double()
     with torch.no_grad():
@@ -84,7 +84,7 @@ def test_mixture_of_ce_and_supcon(lam):
 
 def test_lambda_one_still_differentiable_through_head():
     loss, data = _setup(1.0)
-    y = loss.encode_labels(data)
+    y = loss.labels(data)
     out = loss([torch.randn(len(y), 5)], y)
     out.backward()
     assert loss.classifier.weight.grad is not None
@@ -94,28 +94,27 @@ def test_label_vocabulary_and_encoding():
     assert label_vocabulary(["10", "2", "1"]) == ["1", "2", "10"]
     assert label_vocabulary(["pos", "neg"]) == ["neg", "pos"]
     loss, data = _setup(0.9)
-    assert loss.labels == ["a", "b", "c"]
-    assert loss.encode_labels(data).tolist() == [0, 1, 0, 2, 1, 2]
+    assert loss.label_names == ["a", "b", "c"]
+    assert loss.labels(data).tolist() == [0, 1, 0, 2, 1, 2]
     assert loss.classifier.in_features == 5 and loss.classifier.out_features == 3
 
 
 def test_fixed_label_names_from_dataset():
-    data = Dataset([("x",), ("y",)], "mem", labels=["a", "a"])
-    data.label_names = ["a", "b"]
+    data = Dataset([("x",), ("y",)], "mem", labels=["a", "a"], label_names=["a", "b"])
     loss = SCLClassifierLoss(0.9)
-    loss.setup(SimpleNamespace(dim=4, pooling="mean"), data)
-    assert loss.labels == ["a", "b"]
+    loss.setup(SimpleNamespace(encoder=SimpleNamespace(dim=4, pooling="mean")), data)
+    assert loss.label_names == ["a", "b"]
 
 
 def test_one_class_only_is_a_data_error():
     data = Dataset([("x",), ("y",), ("z",)], "train.csv", labels=["pos", "pos", "pos"])
     with pytest.raises(DataError, match="train.csv: only one class"):
-        SCLClassifierLoss(0.9).setup(SimpleNamespace(dim=4, pooling="mean"), data)
+        SCLClassifierLoss(0.9).setup(SimpleNamespace(encoder=SimpleNamespace(dim=4, pooling="mean")), data)
 
 
 def test_unlabelled_data_is_a_data_error():
     with pytest.raises(DataError, match="labelled"):
-        SCLClassifierLoss(0.9).setup(SimpleNamespace(dim=4, pooling="mean"), Dataset([("x",)], "s.txt"))
+        SCLClassifierLoss(0.9).setup(SimpleNamespace(encoder=SimpleNamespace(dim=4, pooling="mean")), Dataset([("x",)], "s.txt"))
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5])
@@ -124,11 +123,11 @@ def test_lambda_out_of_range(bad):
         SCLClassifierLoss(bad)
 
 
-def test_config_lambda_field_override_default():
-    assert config_lambda(SimpleNamespace()) == 0.9
-    assert config_lambda(SimpleNamespace(scl_lambda=None)) == 0.9
-    assert config_lambda(SimpleNamespace(scl_lambda=0.0)) == 0.0
-    with lambda_override(0.25):
-        assert config_lambda(SimpleNamespace()) == 0.25
-        assert config_lambda(SimpleNamespace(scl_lambda=0.5)) == 0.5  # the field wins
-    assert config_lambda(SimpleNamespace()) == 0.9
+def test_the_method_takes_lambda_and_temperature_from_the_config():
+    from decone.methods import get_method
+    from decone.train import TrainConfig
+
+    cfg = TrainConfig(method="scl", model="m", scl_lambda=0.25).resolved()
+    objective = get_method("scl").objective(cfg)
+    assert objective.scl_lambda == 0.25 and objective.temperature == 0.3
+    assert get_method("scl").objective(TrainConfig(method="scl", model="m").resolved()).scl_lambda == 0.9

@@ -8,7 +8,15 @@
 * :mod:`decone.classify.command`: the CLI commands.
 """
 
-from decone.classify.model import Classifier, read_labelled
-from decone.classify.scl import SCLClassifierLoss, class_balanced_batches
+_EXPORTS = {"Classifier": "model", "read_labelled": "model", "SCLClassifierLoss": "scl",
+            "class_balanced_batches": "scl"}
+
+
+def __getattr__(name):  # lazy (PEP 562): the CLI imports decone.classify.command at start-up
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"decone.classify.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'decone.classify' has no attribute {name!r}")
 
 __all__ = ["Classifier", "SCLClassifierLoss", "class_balanced_batches", "read_labelled"]

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from decone.errors import ConfigError, DeconeError
+from decone.errors import ConfigError, DeconeError, check_device, check_output_file
 
 
 def _console(stderr: bool = True):
@@ -54,6 +54,9 @@ def predict_command(
     try:
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+        check_device(device)
+        if output:
+            check_output_file(output)
         clf = Classifier.load(model, device=device)
         data = read_labelled(input, encoding, text_column, label_column, separator=clf.separator)
         gold = clf.label_indices(data.labels, data.source, data.lines) if data.labels is not None else None
@@ -74,8 +77,11 @@ def predict_command(
         path = Path(output)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-        tmp.replace(path)
+        try:
+            tmp.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
     else:
         sys.stdout.write("".join(r + "\n" for r in rows))
         sys.stdout.flush()

@@ -86,8 +86,18 @@ class FewShotConfig:
             raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
         if self.batch_size < 2:
             raise ConfigError(f"--batch-size must be >= 2, got {self.batch_size}")
-        if not self.lr > 0 or not self.temperature > 0:
-            raise ConfigError("--lr and --temperature must be > 0")
+        for flag, value in (("--lr", self.lr), ("--temperature", self.temperature)):
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{flag} must be a finite number > 0, got {value}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_length < 2:
+            raise ConfigError(f"--max-length must be >= 2, got {self.max_length}")
+        if self.pooling is not None:
+            from decone import POOLINGS
+
+            if self.pooling not in POOLINGS:
+                raise ConfigError(f"--pooling {self.pooling!r} unknown; choose one of {', '.join(POOLINGS)}")
         if self.test_size < 0:
             raise ConfigError(f"--test-size must be >= 0 (0: the whole test set), got {self.test_size}")
 
@@ -146,7 +156,6 @@ def train_and_evaluate(cfg: FewShotConfig, pool: list, test: list, classes: list
     from rich.console import Console
 
     from decone.classify.model import Classifier
-    from decone.classify.scl import lambda_override
     from decone.data import Dataset
     from decone.train import Interrupted, TrainConfig, fit
 
@@ -156,25 +165,23 @@ def train_and_evaluate(cfg: FewShotConfig, pool: list, test: list, classes: list
     texts = [pool[i][0] for i in sample]
     gold = [pool[i][1] for i in sample]
     noisy, flipped = flip_labels(gold, noise, classes, np.random.default_rng([seed, shots, int(round(noise * 1e6)), 2]))
-    data = Dataset([(t,) for t in texts], f"{cfg.task} {shots}-shot (noise {noise}, seed {seed})", labels=noisy)
-    data.label_names = list(classes)  # the task's classes, even if noise left one out of the sample
+    data = Dataset([(t,) for t in texts], f"{cfg.task} {shots}-shot (noise {noise}, seed {seed})", labels=noisy,
+                   label_names=list(classes))  # the task's classes, even if noise left one out of the sample
 
     tmp = Path(tempfile.mkdtemp(prefix="decone-fewshot-"))
     try:
         values = dict(method="scl", model=cfg.model, output=str(tmp / "model"), epochs=cfg.epochs,
                       max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr, temperature=cfg.temperature,
                       max_length=cfg.max_length, pooling=cfg.pooling, seed=seed, bf16=cfg.bf16,
-                      warmup_ratio=cfg.warmup_ratio, save_every=1_000_000, log_every=1_000_000, overwrite=True)
-        if "scl_lambda" in TrainConfig.__dataclass_fields__:
-            values["scl_lambda"] = lam
+                      warmup_ratio=cfg.warmup_ratio, save_every=1_000_000, log_every=1_000_000, overwrite=True,
+                      scl_lambda=lam)
         quiet = Console(file=io.StringIO())
         t_train = time.perf_counter()
-        with lambda_override(lam):
-            try:
-                summary = fit(TrainConfig(**values), data=data, console=quiet)
-            except Interrupted:
-                raise Interrupted("interrupted; the finished runs are kept in runs.jsonl: rerun the same command to "
-                                  "continue") from None
+        try:
+            summary = fit(TrainConfig(**values), data=data, console=quiet)
+        except Interrupted:
+            raise Interrupted("interrupted; the finished runs are kept in runs.jsonl: rerun the same command to "
+                              "continue") from None
         train_s = time.perf_counter() - t_train
         clf = Classifier.load(tmp / "model")
         t_eval = time.perf_counter()
@@ -259,16 +266,31 @@ def feature_file(out: Path, shots: int, noise: float, lam: float, seed: int) -> 
 
 
 def run_grid(cfg: FewShotConfig, log: Callable[[str], None] = print) -> list[dict]:
-    """Run every (shots, noise, lambda, seed) not yet in ``runs.jsonl``. -> all rows of this grid."""
-    from decone.classify.tasks import canonical_task, fewshot_splits, load_task
+    """Run every (shots, noise, lambda, seed) not yet in ``runs.jsonl``. -> all rows of this grid.
+
+    An output folder this call created is removed again where it fails before a run has finished."""
+    from decone.errors import check_output_dir
 
     cfg.validate()
-    cfg.task = canonical_task(cfg.task)
     out = Path(cfg.output)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: output exists and is a file")
+    check_output_dir(out, overwrite=True)  # an earlier grid's folder is resumed
+    created = not out.exists()
+    try:
+        return _run_grid(cfg, out, log)
+    except BaseException:
+        if created and not (out / RUNS_FILE).exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _run_grid(cfg: FewShotConfig, out: Path, log: Callable[[str], None]) -> list[dict]:
+    from decone.classify.tasks import canonical_task, fewshot_splits, load_task
+
+    cfg.task = canonical_task(cfg.task)
     task = load_task(cfg.task, cfg.data_dir, separator=_separator(cfg.model) if cfg.task == "MRPC" else "[SEP]")
     pool, test = fewshot_splits(task, cfg.test_size)
+    if not test:
+        raise DataError(f"{cfg.task}: the test set is empty")
     classes = list(task["labels"])
     unknown = sorted({y for _, y in test} - set(classes))
     if unknown:

@@ -136,7 +136,7 @@ def read_labelled(path: str | os.PathLike, encoding: str = "utf-8", text_column:
     Raises:
         DataError: missing file or column, an empty text or label (naming file:line), or no labels where required.
     """
-    from decone.data import _records, decode_lines, resolve_column
+    from decone.data import _records, cell_text, column_list, decode_lines, resolve_column
 
     path = Path(path)
     texts: list[str] = []
@@ -152,19 +152,19 @@ def read_labelled(path: str | os.PathLike, encoding: str = "utf-8", text_column:
             first, second = (resolve_column(path, names, r, required=False) for r in ("anchor", "positive"))
             if first is None or second is None or first == label_col or second == label_col:
                 raise DataError(f"{path}: missing column 'text' (expected one of text, sentence, sent, or a "
-                                f"sentence1/sentence2 pair; columns: {', '.join(names) or 'none'})")
+                                f"sentence1/sentence2 pair; columns: {column_list(names)})")
             pair = (first, second)
         has_labels = label_col is not None
         for number, record in records:
             if pair is None:
-                text = str(record.get(text_col) or "").strip()
+                text = cell_text(record.get(text_col), path, number, text_col).strip()
             else:
-                a, b = (str(record.get(c) or "").strip() for c in pair)
+                a, b = (cell_text(record.get(c), path, number, c).strip() for c in pair)
                 text = join_pair(a, b, separator) if a and b else ""
             if not text:
                 raise DataError(f"{path}:{number}: empty text")
             if has_labels:
-                label = str(record.get(label_col) if record.get(label_col) is not None else "").strip()
+                label = cell_text(record.get(label_col), path, number, label_col).strip()
                 if not label:
                     raise DataError(f"{path}:{number}: empty label (column {label_col!r})")
                 labels.append(label)

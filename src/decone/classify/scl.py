@@ -9,14 +9,10 @@ where CE is the softmax cross-entropy of a linear head on the features and SCL i
 temperature tau: each example is pulled towards the other examples of its class and pushed from the rest.
 ``lambda = 0`` is plain cross-entropy fine-tuning; the paper's default is ``lambda = 0.9``, ``tau = 0.3``.
 
-The trainer (:func:`decone.train.fit`) drives this module through its optional hooks:
-
-* ``setup(encoder, dataset)``: builds the label vocabulary and the linear head (a submodule, so it is optimised and
-  checkpointed with the encoder);
-* ``encode_labels(dataset)``: the class index of every example;
-* ``forward([z], labels)``: the loss above;
-* ``save_extra(folder)``: ``classifier.safetensors`` (``weight`` (C, d), ``bias`` (C,)) and ``classifier.json``
-  (label names and settings) beside the saved encoder.
+It is an :class:`~decone.objectives.Objective`: ``setup`` builds the label vocabulary and the linear head (a
+submodule, so it is optimised and checkpointed with the encoder); ``labels`` gives each example's class index; ``save``
+writes ``classifier.safetensors`` (``weight`` (C, d), ``bias`` (C,)) and ``classifier.json`` (label names and settings)
+beside the saved encoder.
 
 :func:`class_balanced_batches` is the method's batch sampler: every class present in a batch appears at least twice,
 so every anchor has a positive (SupCon's term is undefined for an anchor without one).
@@ -24,13 +20,11 @@ so every anchor has a positive (SupCon's term is undefined for an anchor without
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import json
 import math
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,35 +32,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from decone.errors import ConfigError, DataError
-from decone.losses import SupCon
+from decone.objectives import Objective, check_temperature, supcon
 
 #: The paper's defaults (Gunel et al. 2021, section 4): lambda 0.9, temperature 0.3.
 DEFAULT_LAMBDA = 0.9
 DEFAULT_TEMPERATURE = 0.3
 HEAD_FILE = "classifier.safetensors"
 HEAD_INFO = "classifier.json"
-
-# Until TrainConfig has an ``scl_lambda`` field, the few-shot protocol passes lambda to the loss through this.
-_LAMBDA_OVERRIDE: contextvars.ContextVar[float | None] = contextvars.ContextVar("scl_lambda", default=None)
-
-
-@contextlib.contextmanager
-def lambda_override(value: float) -> Iterator[None]:
-    """Use ``value`` as lambda for losses built inside the block when the config carries no ``scl_lambda``."""
-    token = _LAMBDA_OVERRIDE.set(float(value))
-    try:
-        yield
-    finally:
-        _LAMBDA_OVERRIDE.reset(token)
-
-
-def config_lambda(config) -> float:
-    """lambda from ``config.scl_lambda`` (once the field exists), else an active override, else 0.9."""
-    value = getattr(config, "scl_lambda", None)
-    if value is None:
-        value = _LAMBDA_OVERRIDE.get()
-    return DEFAULT_LAMBDA if value is None else float(value)
-
 
 def check_lambda(value: float) -> float:
     value = float(value)
@@ -84,73 +56,69 @@ def label_vocabulary(labels: Sequence[str]) -> list[str]:
         return sorted(distinct)
 
 
-class SCLClassifierLoss(nn.Module):
+class SCLClassifierLoss(Objective):
     """(1 - lambda) * cross-entropy of a linear head + lambda * SupCon over the pooled features.
 
     Args:
         scl_lambda: the weight of the contrastive term, in [0, 1]; 0 is pure cross-entropy.
         temperature: SupCon's temperature tau (> 0).
-        labels: a fixed label vocabulary; otherwise ``setup`` takes the training data's labels (sorted).
+        labels: a fixed label vocabulary; otherwise ``setup`` takes the data's ``label_names``, else its labels sorted.
     """
+
+    gradcache_refusal = "GradCache (--mini-batch-size) is for contrastive methods, not classifier fine-tuning"
 
     def __init__(self, scl_lambda: float = DEFAULT_LAMBDA, temperature: float = DEFAULT_TEMPERATURE,
                  labels: Sequence[str] | None = None):
         super().__init__()
         self.scl_lambda = check_lambda(scl_lambda)
-        self.supcon = SupCon(temperature)
-        self.temperature = self.supcon.temperature
-        self.labels: list[str] | None = list(labels) if labels is not None else None
+        self.temperature = check_temperature(temperature)
+        self.label_names: list[str] | None = list(labels) if labels is not None else None
         self.classifier: nn.Linear | None = None
         self.pooling: str | None = None
         self.last: dict[str, float] = {}  # the last batch's CE and SCL terms, for logging
 
-    @classmethod
-    def from_config(cls, config) -> "SCLClassifierLoss":
-        return cls(check_lambda(config_lambda(config)), config.temperature or DEFAULT_TEMPERATURE)
-
-    # ------------------------------------------------------------------ trainer hooks
-    def setup(self, encoder, dataset) -> None:
+    def setup(self, model, data) -> None:
         """Build the label vocabulary and the linear head ``Linear(encoder.dim, n_classes)``."""
-        if dataset.labels is None:
-            raise DataError(f"{dataset.source}: scl needs labelled data (a text and a label column)")
-        if self.labels is None:
-            self.labels = list(getattr(dataset, "label_names", None) or label_vocabulary(dataset.labels))
-        if len(self.labels) < 2:
-            only = self.labels[0] if self.labels else "none"
-            raise DataError(f"{dataset.source}: only one class ({only!r}); a classifier needs at least 2 classes "
+        if data.labels is None:
+            raise DataError(f"{data.source}: scl needs labelled data (a text and a label column)")
+        if self.label_names is None:
+            self.label_names = list(data.label_names or label_vocabulary(data.labels))
+        if len(self.label_names) < 2:
+            only = self.label_names[0] if self.label_names else "none"
+            raise DataError(f"{data.source}: only one class ({only!r}); a classifier needs at least 2 classes "
                             "(and supervised contrastive learning needs negatives)")
-        self.encode_labels(dataset)  # every label must be in the vocabulary
-        self.classifier = nn.Linear(encoder.dim, len(self.labels))
-        self.pooling = encoder.pooling
+        self.labels(data)  # every label must be in the vocabulary
+        self.classifier = nn.Linear(model.encoder.dim, len(self.label_names))
+        self.pooling = model.encoder.pooling
 
-    def encode_labels(self, dataset) -> torch.Tensor:
+    def labels(self, data) -> torch.Tensor:
         """The class index of each example, (N,) long."""
-        index = {name: i for i, name in enumerate(self.labels or [])}
+        index = {name: i for i, name in enumerate(self.label_names or [])}
         out = []
-        for i, label in enumerate(dataset.labels):
+        for i, label in enumerate(data.labels):
             if label not in index:
-                raise DataError(f"{dataset.source}: example {i + 1} has label {label!r}, not one of {', '.join(index)}")
+                raise DataError(f"{data.source}: example {i + 1} has label {label!r}, not one of {', '.join(index)}")
             out.append(index[label])
         return torch.as_tensor(out, dtype=torch.long)
 
-    def forward(self, views: list[Tensor], labels: Tensor, offset: int = 0) -> Tensor:
+    def loss_from_embeddings(self, views: list[Tensor], labels: Tensor | None = None, offset: int = 0) -> Tensor:
         """views: [z] with z (B, d) the pooled features in fp32; labels (B,) class indices -> scalar."""
         if self.classifier is None:
-            raise RuntimeError("SCLClassifierLoss.setup(encoder, dataset) must run before the loss")
+            raise RuntimeError("SCLClassifierLoss.setup(model, data) must run before the loss")
         z = views[0]
         ce = F.cross_entropy(self.classifier(z), labels)
         if self.scl_lambda == 0.0:  # exactly cross-entropy; no contrastive graph
             self.last = {"ce": float(ce.detach()), "scl": float("nan")}
             return ce
-        scl = self.supcon.compute_loss_from_embeddings(z, labels)  # SupCon L2-normalises z itself
+        scl = supcon(z, labels, self.temperature)  # SupCon L2-normalises z itself
         self.last = {"ce": float(ce.detach()), "scl": float(scl.detach())}
         if self.scl_lambda == 1.0:
             return scl + 0.0 * ce  # the head gets no signal, but stays in the graph
         return (1.0 - self.scl_lambda) * ce + self.scl_lambda * scl
 
-    def save_extra(self, folder: str | os.PathLike) -> None:
+    def save(self, folder: str | os.PathLike) -> None:
         """Write ``classifier.safetensors`` and ``classifier.json`` into the saved encoder's folder (atomically)."""
-        save_head(folder, self.classifier, self.labels or [], {
+        save_head(folder, self.classifier, self.label_names or [], {
             "method": "scl", "scl_lambda": self.scl_lambda, "temperature": self.temperature, "pooling": self.pooling,
         })
 

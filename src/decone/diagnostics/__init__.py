@@ -14,22 +14,18 @@ Reports and plots: :func:`decone.diagnostics.report.diagnose`; training dynamics
 :class:`decone.diagnostics.dynamics.DynamicsCallback`, :func:`decone.diagnostics.dynamics.plot_dynamics`.
 """
 
-from decone.diagnostics.metrics import (
-    alignment,
-    alignment_uniformity,
-    avg_cosine,
-    effective_rank,
-    isoscore,
-    norm_stats,
-    pair_cosines,
-    partition_isotropy,
-    pca_variances,
-    sentence_metrics,
-    singular_values,
-    uniformity,
-    variance_shares,
-)
-from decone.diagnostics.tokens import FUNCTION_WORDS, WordStates, token_metrics
+# Lazy (PEP 562): the CLI imports ``decone.diagnostics.command`` at start-up, which must not pull in the metrics.
+_TOKENS = ("FUNCTION_WORDS", "WordStates", "token_metrics")
+
+
+def __getattr__(name):
+    if name in __all__:
+        import importlib
+
+        module = "tokens" if name in _TOKENS else "metrics"
+        return getattr(importlib.import_module(f"decone.diagnostics.{module}"), name)
+    raise AttributeError(f"module 'decone.diagnostics' has no attribute {name!r}")
+
 
 __all__ = [
     "alignment", "alignment_uniformity", "avg_cosine", "effective_rank", "isoscore", "norm_stats", "pair_cosines",

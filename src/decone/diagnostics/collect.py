@@ -89,7 +89,7 @@ def word_states(
     Returns:
         :class:`WordStates` with vectors (len(layers), n_words, H) float32.
     """
-    from decone.encoder import _progress
+    from decone.encoder import Progress as _progress
 
     sentences = list(sentences)
     n_states = num_hidden_states(encoder)

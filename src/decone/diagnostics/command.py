@@ -66,6 +66,7 @@ def whiten_command(
     pooling: Optional[str] = typer.Option(None, help="Override the model's pooling"),
     batch_size: int = typer.Option(64, help="Texts per forward pass"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into an --output folder that already holds files"),
 ) -> None:
     """BERT-whitening (Su et al. 2021): fit mean and W on --data, save a model that applies them."""
     from decone.whiten import whiten
@@ -74,7 +75,7 @@ def whiten_command(
     try:
         info = whiten(model, data, output, dim=dim, pooling=pooling, batch_size=batch_size, device=device,
                       show_progress=None if sys.stderr.isatty() else False,
-                      log=lambda msg: console.print(msg, soft_wrap=True))
+                      log=lambda msg: console.print(msg, soft_wrap=True), overwrite=overwrite)
     except DeconeError as exc:
         _fail(exc)
     for warning in info["warnings"]:

@@ -12,7 +12,7 @@ Errors are one-line :class:`~decone.errors.DataError` messages naming the file a
 
 from __future__ import annotations
 
-import csv
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,31 +50,30 @@ def default_stsb_dir() -> Path:
 def read_stsb(path: str | os.PathLike) -> list[tuple[str, str, float]]:
     """STS Benchmark csv: tab-separated genre, file, year, id, score, sentence1, sentence2 (extra columns ignored).
 
-    Read with ``csv.QUOTE_NONE`` (the sentences contain quotes). -> [(s1, s2, score 0-5)].
+    Split on tabs only (the sentences contain quotes). -> [(s1, s2, score 0-5)].
     """
+    from decone.data import decode_lines
+
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected an STS-B .csv file")
     pairs = []
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            for number, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
-                if not row or not "".join(row).strip():
-                    continue
-                if len(row) < 7:
-                    raise DataError(f"{path}:{number}: expected 7 tab-separated fields (genre, file, year, id, score, "
-                                    f"sentence1, sentence2), got {len(row)}")
-                try:
-                    score = float(row[4])
-                except ValueError:
-                    raise DataError(f"{path}:{number}: score {row[4]!r} is not a number") from None
-                if not 0.0 <= score <= 5.0:
-                    raise DataError(f"{path}:{number}: score {score} is outside 0-5")
-                pairs.append((row[5].strip(), row[6].strip(), score))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(decode_lines(path, "utf-8"), start=1):
+        if not line.strip():
+            continue
+        row = line.split("\t")
+        if len(row) < 7:
+            raise DataError(f"{path}:{number}: expected 7 tab-separated fields (genre, file, year, id, score, "
+                            f"sentence1, sentence2), got {len(row)}")
+        try:
+            score = float(row[4])
+        except ValueError:
+            raise DataError(f"{path}:{number}: score {row[4][:40]!r} is not a number") from None
+        if not math.isfinite(score):
+            raise DataError(f"{path}:{number}: score {row[4].strip()!r} is not finite")
+        if not 0.0 <= score <= 5.0:
+            raise DataError(f"{path}:{number}: score {score:g} is outside 0-5")
+        pairs.append((row[5].strip(), row[6].strip(), score))
     if not pairs:
         raise DataError(f"{path}: no sentence pairs")
     return pairs

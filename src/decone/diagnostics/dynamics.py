@@ -61,7 +61,9 @@ class DynamicsCallback:
     ):
         probe_sentences = [s for s in probe_sentences if s]
         if len(probe_sentences) < 2:
-            raise ValueError("DynamicsCallback needs at least 2 probe sentences")
+            from decone.errors import DataError
+
+            raise DataError(f"{len(probe_sentences)} probe sentence(s): the isotropy probe needs at least 2")
         self.every = int(every)
         self.probe_sentences = list(probe_sentences)
         self.dev_pairs = [(a, b, float(s)) for a, b, s in dev_pairs] if dev_pairs else []
@@ -153,7 +155,10 @@ def default_probe(
         DataError: the file is missing or malformed.
     """
     from decone.diagnostics.data import default_stsb_dir, read_stsb, sample
+    from decone.errors import ConfigError
 
+    if n_pairs is not None and n_pairs < 2:
+        raise ConfigError(f"--probe-pairs must be at least 2, got {n_pairs}")
     if path is None:
         path = default_stsb_dir() / "sts-dev.csv"
     path = Path(path)

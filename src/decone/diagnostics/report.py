@@ -260,15 +260,18 @@ def diagnose(
     from decone.diagnostics.data import load_data
     from decone.diagnostics.plots import write_plots
     from decone.encoder import Encoder
-    from decone.errors import ConfigError
+    from decone.errors import ConfigError, check_device, check_output_dir
 
     if not models:
         raise ConfigError("no model given: pass --model at least once")
     if labels and len(labels) != len(models):
         raise ConfigError(f"{len(labels)} labels for {len(models)} models: give one --label per --model or none")
-    for name, value, low in (("sample", sample_size, 2), ("pairs", n_pairs, 1), ("token-sample", token_sample, 0)):
+    for name, value, low in (("sample", sample_size, 2), ("pairs", n_pairs, 1), ("token-sample", token_sample, 0),
+                             ("batch-size", batch_size, 1)):
         if value is not None and value < low:
             raise ConfigError(f"--{name} must be at least {low}, got {value}")
+    check_device(device)
+    check_output_dir(output, overwrite=True)  # a folder of earlier diagnostics is rewritten
     say = log or (lambda _msg: None)
     dataset = load_data(data)
     if len(dataset.sentences) < 2:

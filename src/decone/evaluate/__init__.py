@@ -16,9 +16,20 @@ Every evaluator takes any object with ``.encode(list[str], batch_size=...) -> np
 The CLI command is :func:`decone.evaluate.command.register`. The protocol is documented in ``docs/evaluation.md``.
 """
 
-from decone.evaluate.sts import evaluate_sts, load_sts, read_sts_benchmark, spearman_on_pairs
-from decone.evaluate.transfer import evaluate_transfer, load_task
-from decone.evaluate.words import evaluate_words, load_words
+# Lazy (PEP 562): the CLI imports ``decone.evaluate.command`` at start-up, which must not pull in scipy.
+_EXPORTS = {
+    "evaluate_sts": "sts", "load_sts": "sts", "read_sts_benchmark": "sts", "spearman_on_pairs": "sts",
+    "evaluate_transfer": "transfer", "load_task": "transfer",
+    "evaluate_words": "words", "load_words": "words",
+}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"decone.evaluate.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'decone.evaluate' has no attribute {name!r}")
 
 __all__ = [
     "evaluate_sts", "load_sts", "read_sts_benchmark", "spearman_on_pairs",

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from decone.errors import ConfigError
+from decone.errors import ConfigError, check_device, check_output_file
 
 EVAL_HELP = """Evaluate encoders on STS (sts), word similarity (words) and SentEval transfer (transfer).
 
@@ -69,10 +69,10 @@ def eval_command(
         from decone.evaluate.transfer import resolve_tasks
 
         resolve_tasks(tt)  # fail on a typo before any work
+    check_device(device)
     if output is not None:
         out_fmt = fmt or {".md": "md", ".csv": "csv", ".json": "json"}.get(output.suffix.lower(), "json")
-        if output.exists() and output.is_dir():
-            raise ConfigError(f"--output {output}: is a folder, expected a file path")
+        check_output_file(output)  # before any work: not a folder, and its folder can be made
     err = Console(stderr=True)
     results = runner.run(
         specs, groups, data_dir=data_dir, batch_size=batch_size, bf16=bf16, seed=seed, transfer_tasks=tt,
@@ -84,7 +84,12 @@ def eval_command(
     report.print_rich(results, Console())
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(report.render(results, out_fmt))
+        tmp = output.with_name(f".{output.name}.tmp")
+        try:
+            tmp.write_text(report.render(results, out_fmt))
+            tmp.replace(output)
+        finally:
+            tmp.unlink(missing_ok=True)
         err.print(f"results written to {output} ({out_fmt})", highlight=False)
 
 

@@ -99,12 +99,17 @@ def locate(
 
 
 def read_lines(path: str | os.PathLike) -> list[str]:
-    """The lines of a text file, without line ends. UTF-8 (a BOM is dropped), else Latin-1 as SentEval reads."""
+    """The lines of a text file, without line ends. UTF-8 (a BOM is dropped), else Latin-1 as SentEval reads.
+
+    A NUL byte (a binary file) raises a DataError naming the line."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: NUL byte in line (is this a binary file?)")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -147,6 +152,14 @@ def parse_score(text: str, path, line: int, low: float | None = None, high: floa
     if (low is not None and value < low) or (high is not None and value > high):
         raise DataError(f"{path}:{line}: score {value:g} is outside [{low:g}, {high:g}]")
     return value
+
+
+def check_scored(pairs: Sequence, source, what: str = "scored pairs") -> None:
+    """A correlation needs at least 2 pairs and 2 different gold scores; else a DataError naming ``source``."""
+    if len(pairs) < 2:
+        raise DataError(f"{source}: {len(pairs)} {what}; a correlation needs at least 2")
+    if len({p[-1] for p in pairs}) < 2:
+        raise DataError(f"{source}: all {len(pairs)} gold scores are {pairs[0][-1]:g}; a correlation needs 2 different ones")
 
 
 def _one_line(exc: BaseException) -> str:

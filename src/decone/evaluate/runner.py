@@ -112,6 +112,8 @@ def run(
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     data = load_data(groups, data_dir, transfer_tasks)
+    for name, task in data.get("transfer", {}).items():  # --max-train too small for a task: fail before any model
+        transfer.check_task(name, task, max_train, seed)
     dev = default_device() if device is None else __import__("torch").device(device)
     out = {
         "decone_version": __version__,

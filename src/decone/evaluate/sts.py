@@ -26,7 +26,7 @@ import numpy as np
 
 from decone.errors import DataError
 from decone.evaluate import core
-from decone.evaluate.data import locate, numbered, parse_score, resolve_names
+from decone.evaluate.data import check_scored, locate, numbered, parse_score, resolve_names
 
 Pair = tuple[str, str, float]
 
@@ -75,6 +75,7 @@ def read_sts_subset(input_path: str | os.PathLike, gold_path: str | os.PathLike)
         if len(fields) < 2:
             raise DataError(f"{input_path}:{lineno}: expected two tab-separated sentences, found {len(fields)} field")
         pairs.append((clean(fields[0]), clean(fields[1]), score))
+    check_scored(pairs, gold_path, "pairs with a gold score")
     return pairs
 
 
@@ -103,6 +104,7 @@ def read_sts_benchmark(path: str | os.PathLike) -> list[Pair]:
                             f"sentence1, sentence2), found {len(fields)}")
         score = parse_score(fields[4], path, lineno, 0.0, 5.0)
         pairs.append((clean(fields[5]), clean(fields[6]), score))
+    check_scored(pairs, path, "sentence pairs")
     return pairs
 
 
@@ -121,6 +123,7 @@ def read_sick(path: str | os.PathLike) -> list[Pair]:
                             f"relatedness_score, found {len(fields)} field(s)")
         score = parse_score(fields[3], path, lineno, 1.0, 5.0)
         pairs.append((clean(fields[1]), clean(fields[2]), score))
+    check_scored(pairs, path, "sentence pairs")
     return pairs
 
 

@@ -26,6 +26,7 @@ every example in ``train``.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -147,7 +148,54 @@ def load_task(name: str, data_dir: str | os.PathLike | None = None) -> dict:
             for i, (_, y) in enumerate(out[split]):
                 if y not in (0, 1):
                     raise DataError(f"{root / _SPLIT_FILES[name][split]}:{i + 1}: SST-2 label must be 0 or 1, got {y}")
+    check_task(name, out, source=root)
     return out
+
+
+def _train_subset(train: list, max_train: int | None, seed: int) -> list:
+    """``max_train`` training examples drawn with ``seed`` (all of them where ``max_train`` is None or larger)."""
+    if max_train is None or len(train) <= max_train:
+        return list(train)
+    rng = np.random.default_rng(seed)
+    return [train[i] for i in sorted(rng.choice(len(train), size=max_train, replace=False))]
+
+
+def check_task(name: str, data: dict, max_train: int | None = None, seed: int = DEFAULT_SEED, source=None) -> None:
+    """Raise a one-line error where the protocol cannot run on ``data``: an empty split, fewer than 2 classes in
+    training, or too few examples of a class for the cross-validation folds / the held-out dev split.
+
+    ``max_train`` checks the subsample that :func:`evaluate_task` would draw with ``seed``."""
+    from decone.errors import ConfigError
+
+    where = f"{name} ({source})" if source is not None else name
+    train = _train_subset(data["train"], max_train, seed)
+    subsampled = f" after --max-train {max_train}" if max_train is not None and len(data["train"]) > max_train else ""
+    error = ConfigError if subsampled else DataError
+    for split in ("dev", "test"):
+        if data.get(split) is not None and not data[split]:
+            raise DataError(f"{where}: the {split} set is empty")
+    counts = {label: 0 for label in range(len(data["labels"]))}
+    for _, y in train:
+        counts[y] = counts.get(y, 0) + 1
+    present = {y: n for y, n in counts.items() if n}
+    if len(present) < 2:
+        raise error(f"{where}: the training set{subsampled} has {len(train)} examples of {len(present)} class(es); "
+                    "a classifier needs at least 2 classes")
+    if name in CV_TASKS:
+        need = 10  # a member in every one of the 10 stratified folds
+    elif not data.get("dev"):
+        need = 2  # one in the held-out dev split, one to train on
+        if math.ceil(0.1 * len(train)) < len(present):
+            raise error(f"{where}: {len(train)} training examples{subsampled}: the held-out 10% dev split needs one "
+                        f"example of each of the {len(present)} classes, so at least {10 * len(present)} examples")
+    else:
+        need = 1
+    labels = data["labels"]
+    for y, n in counts.items():
+        if n < need:
+            name_y = labels[y] if isinstance(y, int) and 0 <= y < len(labels) else y
+            raise error(f"{where}: class {name_y!r} has {n} training examples{subsampled}; the protocol needs at "
+                        f"least {need}")
 
 
 # ---------------------------------------------------------------------- features and classifier
@@ -261,10 +309,8 @@ def evaluate_task(encoder, name: str, data_dir=None, batch_size: int = 64, bf16:
     (name,) = resolve_tasks([name])
     with core.Timer() as total:
         data = data if data is not None else load_task(name, data_dir)
-        train = list(data["train"])
-        if max_train is not None and len(train) > max_train:
-            rng = np.random.default_rng(seed)
-            train = [train[i] for i in sorted(rng.choice(len(train), size=max_train, replace=False))]
+        check_task(name, data, max_train, seed)
+        train = _train_subset(data["train"], max_train, seed)
         splits = {"train": train, "dev": data.get("dev") or [], "test": data.get("test") or []}
         texts = [s for ex in (*splits["train"], *splits["dev"], *splits["test"])
                  for s in (ex[0] if isinstance(ex[0], tuple) else (ex[0],))]

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from decone.errors import DataError
 from decone.evaluate import core
-from decone.evaluate.data import locate, numbered, parse_score, resolve_names
+from decone.evaluate.data import check_scored, locate, numbered, parse_score, resolve_names
 
 WordPair = tuple[str, str, float]
 
@@ -50,6 +50,7 @@ def read_word_pairs(path: str | os.PathLike) -> list[WordPair]:
             raise DataError(f"{path}:{lineno}: expected 'word1 word2 score', found {len(fields)} field(s)")
         score = parse_score(fields[2], path, lineno)
         pairs.append((fields[0].lower(), fields[1].lower(), score))
+    check_scored(pairs, path, "word pairs")
     return pairs
 
 

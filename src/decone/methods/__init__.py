@@ -1,0 +1,70 @@
+"""The method registry. A method is one file in this package that calls :func:`register` once.
+
+A :class:`Method` composes what a paper prescribes: the kind of data it reads, the views it makes of a batch, the
+objective it optimises, its hyper-parameters and, where it has settings of its own, a small dataclass of them
+(``decone train METHOD --set name=value`` sets them, parsed through their type hints). Every module in this package
+is imported when the package is, so a new file is all a new method needs (plus its test and its README row).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from decone.augment import ViewFn
+from decone.errors import ConfigError
+from decone.objectives import Objective
+
+HEADS = ("none", "mlp-train", "mlp")  # no head; SimCSE MLP in training only; MLP kept in the saved model
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method as a composition of parts.
+
+    Attributes:
+        name: registry key, the CLI's METHOD argument.
+        summary: one line for ``decone train --help`` and the README.
+        citation: the paper, with its arXiv id (or other stable id).
+        data: ``sentences``, ``words``, ``triples`` or ``labelled`` (see :func:`decone.data.read_dataset`).
+        views: ``views(config, tokenizer) -> ViewFn`` turning a batch of examples into K views of B texts.
+        objective: ``objective(config) -> Objective``.
+        defaults: the paper's values of :class:`~decone.train.TrainConfig` fields.
+        options: a dataclass of the method's own settings (paper defaults as field defaults), or None; the resolved
+            instance is ``config.method_options``.
+        sampler: optional ``sampler(dataset, batch_size, seed, epoch) -> list[index array]`` replacing the default
+            length-grouped random batches (e.g. to guarantee positives per class for SupCon).
+    """
+
+    name: str
+    summary: str
+    citation: str
+    data: str
+    views: Callable[[Any, Any], ViewFn]
+    objective: Callable[[Any], Objective]
+    defaults: dict = field(default_factory=dict)
+    options: type | None = None
+    sampler: Callable[..., list] | None = None
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if method.name in METHODS:
+        raise ValueError(f"method {method.name!r} is registered twice")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+_ORDER = ("simcse", "simcse_sup", "mirror", "mirror_word", "scl")  # the README's order first, then alphabetical
+for _name in sorted((m.name for m in pkgutil.iter_modules(__path__)), key=lambda n: (n not in _ORDER, _ORDER.index(n) if n in _ORDER else 0, n)):
+    importlib.import_module(f"{__name__}.{_name}")

@@ -1,0 +1,17 @@
+"""Mirror-BERT, word level: self-duplication of frequent words with dropout, T = 0.2."""
+
+from decone import augment
+from decone.methods import Method, register
+from decone.objectives import InfoNCE
+
+register(Method(
+    name="mirror-word",
+    summary="Mirror-BERT (words): self-duplication of frequent words with dropout; default data: wordfreq top 10k.",
+    citation="Liu, Vulic, Korhonen and Collier 2021, Fast, Effective, and Self-Supervised: Mirror-BERT (EMNLP), "
+             "arXiv:2104.08027",
+    data="words",
+    views=lambda config, tokenizer: augment.dropout_views(2),
+    objective=lambda config: InfoNCE(config.temperature),
+    defaults=dict(pooling="cls_before_pooler", head="none", temperature=0.2, lr=2e-5, batch_size=200,
+                  max_length=25, epochs=2),
+))

@@ -1,0 +1,18 @@
+"""Supervised contrastive fine-tuning of a classifier: (1 - lambda) CE + lambda SupCon over [CLS], lambda 0.9, T 0.3."""
+
+from decone import augment
+from decone.classify.scl import DEFAULT_LAMBDA, DEFAULT_TEMPERATURE, SCLClassifierLoss, method_sampler
+from decone.methods import Method, register
+
+register(Method(
+    name="scl",
+    summary="Classifier fine-tuning: (1 - lambda) cross-entropy of a linear head + lambda SupCon over [CLS] (--lambda 0.9).",
+    citation="Gunel, Du, Conneau and Stoyanov 2021, Supervised Contrastive Learning for Pre-trained Language Model "
+             "Fine-tuning (ICLR), arXiv:2011.01403",
+    data="labelled",
+    views=lambda config, tokenizer: augment.column_views(1),
+    objective=lambda config: SCLClassifierLoss(config.scl_lambda, config.temperature),
+    defaults=dict(pooling="cls_before_pooler", head="none", temperature=DEFAULT_TEMPERATURE, lr=2e-5, batch_size=16, max_length=64,
+                  epochs=3, scl_lambda=DEFAULT_LAMBDA),
+    sampler=method_sampler,
+))

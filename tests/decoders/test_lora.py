@@ -1,0 +1,110 @@
+"""decone.lora (peft): targets per family, only LoRA trains, merged weights reproduce the adapter model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+peft = pytest.importorskip("peft")
+
+from decone import lora  # noqa: E402
+from decone.decoders import enable_bidirectional, is_bidirectional  # noqa: E402
+from tests.decoders.conftest import FAMILIES, tiny_decoder  # noqa: E402
+
+
+def _with_random_adapters(model, seed: int = 1):
+    """LoRA's B starts at zero (the adapter a no-op); give it values so that merging has something to merge."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.2)
+    return model
+
+
+def _inputs():
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11], [12, 13, 14, 15, 0, 0, 0]])
+    return {"input_ids": ids, "attention_mask": (torch.arange(7) < torch.tensor([[7], [4]])).long()}
+
+
+def _out(model, inputs):
+    with torch.no_grad():
+        return model(**inputs).last_hidden_state
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_only_lora_parameters_train(family):
+    model = lora.apply_lora(tiny_decoder(family), r=4, alpha=8)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_A." in n or ".lora_B." in n for n in trainable)
+    adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable}
+    assert adapted == set(lora.default_lora_targets(model.config))  # every default target of the family is hit
+    n, total = lora.trainable_parameters(model)
+    assert 0 < n < total
+    assert not model.training  # the eval model stays in eval mode (no LoRA dropout at inference)
+
+
+def test_targets_are_checked_and_parsed():
+    assert lora.parse_targets(" q_proj, v_proj ,") == ["q_proj", "v_proj"] and lora.parse_targets("") is None
+    model = lora.apply_lora(tiny_decoder("llama"), r=2, targets="q_proj,v_proj")
+    assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad} == {"q_proj", "v_proj"}
+    with pytest.raises(ValueError, match="match no module"):
+        lora.apply_lora(tiny_decoder("llama"), targets="c_attn")
+    with pytest.raises(ValueError, match="rank"):
+        lora.apply_lora(tiny_decoder("llama"), r=0)
+    with pytest.raises(ValueError, match="already has LoRA"):
+        lora.apply_lora(model)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "qwen3"])
+def test_merged_save_reload_reproduces_the_adapter_model(tmp_path, family):
+    """GPT-2 (Conv1D weights, fan_in_fan_out), Llama and Qwen3 (with q/k norms): merged == adapter outputs."""
+    from transformers import AutoModel
+
+    model = _with_random_adapters(lora.apply_lora(tiny_decoder(family), r=4, alpha=8))
+    inputs = _inputs()
+    reference = _out(model, inputs)
+    assert (reference - _out(tiny_decoder(family), inputs)).abs().max() > 1e-3  # the adapters do change the output
+
+    lora.save_merged(model, tmp_path / "merged")
+    assert sorted(p.name for p in (tmp_path / "merged").iterdir()) == ["config.json", "model.safetensors"]
+    reloaded = AutoModel.from_pretrained(tmp_path / "merged").eval()
+    torch.testing.assert_close(_out(reloaded, inputs), reference, atol=1e-5, rtol=1e-4)
+    assert lora.is_lora(model)  # save_merged left the training model's adapters in place
+    torch.testing.assert_close(_out(model, inputs), reference)
+
+    lora.save_adapter(model, tmp_path / "adapter")
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["r"] == 4
+    again = lora.load_adapter(tiny_decoder(family), tmp_path / "adapter")  # the same seed: the same base
+    torch.testing.assert_close(_out(again, inputs), reference, atol=1e-6, rtol=1e-5)
+
+    merged = lora.merge_lora(model)
+    assert not lora.is_lora(merged) and type(merged).__name__.endswith("Model")
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    torch.testing.assert_close(_out(merged, inputs), reference, atol=1e-5, rtol=1e-4)
+
+
+def test_save_pretrained_merges_and_keeps_config_causal(tmp_path):
+    model = _with_random_adapters(lora.apply_lora(tiny_decoder("mistral"), r=4, alpha=8))
+    enable_bidirectional(model)
+    lora.save_pretrained(model, tmp_path)
+    assert "is_causal" not in json.loads((tmp_path / "config.json").read_text())
+    assert is_bidirectional(model) and model.config.is_causal is False
+    assert not (tmp_path / "adapter_config.json").exists()
+
+
+def test_a_model_without_adapters_passes_through(tmp_path):
+    model = tiny_decoder("gpt2")
+    assert lora.merge_lora(model) is model and not lora.is_lora(model)
+    assert set(lora.merged_state_dict(model)) == set(model.state_dict())
+    with pytest.raises(ValueError, match="no LoRA adapters"):
+        lora.save_adapter(model, tmp_path)
+
+
+def test_unknown_family_asks_for_targets():
+    from transformers import PretrainedConfig
+
+    with pytest.raises(ValueError, match="--lora-targets"):
+        lora.default_lora_targets(PretrainedConfig(model_type="no-such-model"))
