@@ -232,6 +232,21 @@ def simcse_trainable(model: str):
     enc = Encoder.load(cfg.model, device="cpu")
     if not enc.pooling_from_folder:
         enc.pooling = cfg.pooling
-    trainable = Trainable(enc, MLPHead(enc.model.config.hidden_size), get_method("simcse").loss(cfg), max_length=32)
+    trainable = Trainable(enc, MLPHead(enc.model.config.hidden_size), get_method("simcse").objective(cfg), max_length=32)
     sents = [s for s in (shared() / SENTS_10K).read_text(encoding="utf-8").splitlines() if s.strip()]
     return enc, trainable, sents
+
+
+def simcse_trainer(model: str, bf16: bool, threads_adaptive: bool = False):
+    """decone's SimCSE :class:`~decone.train.Trainer`, set up (not run) on the STS-B 10k sentences, for timing
+    :meth:`~decone.train.Trainer.train_step` inside ``trainer.stepping()``. -> trainer."""
+    import tempfile
+
+    from decone.train import TrainConfig, Trainer
+
+    cfg = TrainConfig(method="simcse", model=model_path(model), data=str(shared() / SENTS_10K), bf16=bf16,
+                      output=tempfile.mkdtemp(prefix="decone-bench-") + "/run", adaptive_threads=threads_adaptive)
+    trainer = Trainer(cfg)
+    trainer.setup()
+    trainer.model.train()
+    return trainer

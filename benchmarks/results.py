@@ -10,6 +10,8 @@ uniformity, training wall time and sentences/s):
   on corpus sentences; decone ``mirror`` on the Mirror-BERT 10k sentences; decone ``simcse-sup`` on SNLI triples;
   sentence-transformers' SimCSE recipe (MultipleNegativesRankingLoss over [s, s]) with the same data, batch, steps
   and learning rate: the peer.
+* decone ``esimcse``, ``promptbert``, ``ct``, ``diffcse``, ``sncse`` and ``tsdae`` on the same corpus, steps, batch
+  (64) and learning rate as the ``simcse`` row: the successors head to head.
 * all-MiniLM-L6-v2 as shipped and after ``mirror``.
 
 Plus the papers' BERT-base rows (quoted, not run), a ``decone sweep`` of simcse on raw-mini, the SCL few-shot table
@@ -39,6 +41,7 @@ PAPERS = [  # quoted from the papers: BERT-base on GPUs, NOT run here
     ("Mirror-BERT, BERT-base (Liu et al. 2021)", None, "≈74.5–75.4"),
     ("BERT-base first-last avg (Gao et al. 2021, Table 5)", [39.70, 59.38, 49.67, 66.03, 66.19, 53.87, 62.06], 56.70),
 ]
+SUCCESSORS = ("esimcse", "promptbert", "ct", "diffcse", "sncse", "tsdae")  # each trained like the simcse row
 STS_COLUMNS = ["STS12", "STS13", "STS14", "STS15", "STS16", "STS-B", "SICK-R"]
 
 
@@ -214,6 +217,12 @@ def main() -> None:
         "simcse-sup": train_decone("simcse-sup", work, method="simcse-sup", data=str(shared / "data/nli"),
                                    max_steps=b["sup_steps"], **small),
         "peer": train_peer("peer", work, raw, corpus, b["simcse_steps"], lr=1e-4),
+        # the successors head to head with simcse: same corpus, steps, batch, lr and seed (pooling: the method's own
+        # where the method is defined by it, PromptBERT's [MASK] and TSDAE's [CLS]; mean otherwise, as simcse here)
+        **{m: train_decone(m, work, method=m, data=str(corpus), max_steps=b["simcse_steps"],
+                           **{**small, **({"pooling": None} if m in ("promptbert", "tsdae") else {}),
+                              **({"batch_size": 64} if m in ("promptbert", "sncse", "tsdae") else {})})
+           for m in SUCCESSORS},
         "minilm-mirror": train_decone("minilm-mirror", work, method="mirror", model=minilm, data=str(sents10k),
                                       max_steps=b["minilm_mirror_steps"], seed=42),
     }
@@ -245,6 +254,7 @@ def main() -> None:
         ("raw-mini + decone mirror", trained["mirror"]["path"], None, "mirror"),
         ("raw-mini + decone simcse-sup", trained["simcse-sup"]["path"], None, "simcse-sup"),
         ("raw-mini + sentence-transformers MNRL [s, s] (peer)", trained["peer"]["path"], None, "peer"),
+        *[(f"raw-mini + decone {m}", trained[m]["path"], None, m) for m in SUCCESSORS],
         ("all-MiniLM-L6-v2 as shipped", minilm, None, None),
         ("all-MiniLM-L6-v2 + decone mirror", trained["minilm-mirror"]["path"], None, "minilm-mirror"),
     ]:

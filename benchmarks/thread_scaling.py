@@ -35,25 +35,16 @@ def worker(a) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from decone.dropout import cpu_dropout
-    from decone.train import batch_order, token_lengths
+    trainer = C.simcse_trainer(a.model, bf16=None)  # bf16 only where native (emulated bf16 is ~1000x slower)
+    batches = trainer.epoch_batches(0)
 
-    enc, model, sents = C.simcse_trainable(a.model)
-    batches = batch_order(token_lengths(enc, [(s,) for s in sents], 32), 64, 42, 0, True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-5, fused=True)
-    model.train()
-
-    def step(idx) -> None:
-        texts = [sents[i] for i in idx]
-        model.compute_loss([texts, list(texts)], None, True).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    def step(idx) -> None:  # the trainer's own step: views, forward, loss, backward, clip, AdamW, schedule
+        trainer.train_step(idx)
 
     self_ms: dict[int, collections.Counter] = {1: collections.Counter(), a.threads: collections.Counter()}
     wall: dict[int, float] = collections.defaultdict(float)
     timed = batches[a.warmup : a.warmup + a.steps]
-    with cpu_dropout(enc.model):
+    with trainer.stepping():
         for idx in batches[: a.warmup]:
             step(idx)
         for _ in range(a.rounds):

@@ -27,7 +27,7 @@ COMMANDS = {  # command words, and the arguments that get past every required pa
     "sweep": (["sweep"], ["simcse", "--model", "m", "--grid", "lr=1e-5"]),
 }
 MISSING = {  # the command with one required parameter left out, and a fragment of the error naming it
-    "train": ([], "METHOD"),
+    "train": ([], "'method'"),
     "encode": (["--input", "x.txt"], "--output"),
     "eval sts": ([], "--model"),
     "eval words": ([], "--model"),

@@ -124,6 +124,7 @@ def test_two_processes_equal_one_on_the_combined_batch(two_ranks, tiny_model_dir
     labels = torch.tensor(LABELS[:n]) if loss_name == "supcon" else None
     ref_loss = run_step(model, views_of(n, k), labels, 0).detach()  # one process, whole batch, no GradCache
     ref = {p: g.grad for p, g in model.named_parameters() if g.grad is not None}
+    assert ref and any(float(g.abs().sum()) > 0 for g in ref.values()), "the reference gradients are all zero"
     for rank_results in two_ranks[0]:
         got = rank_results[name]
         assert abs(float(got["loss"]) - float(ref_loss)) <= 1e-5
@@ -147,7 +148,7 @@ def fit_config(model_dir: str, data_path: str, out: str):
 
     return TrainConfig(method="simcse", model=model_dir, data=data_path, output=out, batch_size=8, max_steps=3,
                        bf16=False, pooling="mean", head="mlp-train", lr=1e-3, save_every=2, log_every=1,
-                       mini_batch_size=2)
+                       mini_batch_size=2, keep_checkpoint=True)
 
 
 def test_fit_under_two_processes_matches_one(two_ranks, fit_inputs, tmp_path):

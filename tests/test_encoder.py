@@ -217,12 +217,48 @@ def test_crafted_pickle_is_never_executed(tmp_path, tiny_model_dir):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_decoder_architecture_refused(tmp_path):
-    from transformers import GPT2Config, GPT2Model
+def test_encoder_decoder_architecture_refused(tmp_path):
+    from transformers import T5Config, T5Model
 
-    folder = tmp_path / "gpt2"
-    GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(folder)
-    with pytest.raises(ModelError, match="not a bidirectional encoder"):
+    folder = tmp_path / "t5"
+    T5Model(T5Config(num_layers=1, d_model=16, d_kv=8, d_ff=32, num_heads=2, vocab_size=50)).save_pretrained(folder)
+    with pytest.raises(ModelError, match="neither a bidirectional encoder"):
+        Encoder.load(folder)
+
+
+def test_a_folder_without_tokenizer_files_is_refused(tiny_model_dir, tmp_path):
+    folder = tmp_path / "no-tokenizer"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_bytes((tiny_model_dir / name).read_bytes())
+    with pytest.raises(ModelError, match="no tokenizer files"):
+        Encoder.load(folder)
+
+
+def test_a_tokenizer_that_does_not_fit_the_embeddings_is_refused(tiny_model_dir, tmp_path):
+    import json as _json
+
+    folder = tmp_path / "big-vocab"
+    folder.mkdir()
+    for f in tiny_model_dir.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    config = _json.loads((folder / "config.json").read_text())
+    config["vocab_size"] *= 4  # the embedding matrix no longer matches the weights or the tokenizer
+    (folder / "config.json").write_text(_json.dumps(config))
+    with pytest.raises(ModelError):
+        Encoder.load(folder)
+
+
+def test_weights_missing_from_the_architecture_are_refused(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    for f in tiny_model_dir.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if "layer.1." not in k}, folder / "model.safetensors")
+    with pytest.raises(ModelError, match="the weights lack"):
         Encoder.load(folder)
 
 

@@ -10,7 +10,7 @@ import torch
 mteb = pytest.importorskip("mteb", reason="MTEB compatibility is tested with the real mteb v2 package (pip install 'mteb>=2')")
 pytest.importorskip("datasets", reason="mteb's tasks hold their data as datasets.Dataset (pip install datasets)")
 
-from decone.mteb_compat import DeconeMTEBModel, evaluate_local_sts, local_sts_task, to_mteb  # noqa: E402
+from decone.mteb_compat import DeconeMTEBModel, evaluate_local_sts, to_mteb  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,9 @@ def work(tmp_path_factory, tiny_model_dir):
     from transformers import GPT2Config, GPT2Model
 
     root = tmp_path_factory.mktemp("catalogue")
-    GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(root / "gpt2")
+    from transformers import T5Config, T5Model
+
+    T5Model(T5Config(num_layers=1, d_model=16, d_kv=8, d_ff=32, num_heads=2, vocab_size=50)).save_pretrained(root / "gpt2")
     for name in ("pickled", "noweights"):
         (root / name).mkdir()
         for f in tiny_model_dir.iterdir():
@@ -77,7 +79,7 @@ CATALOGUE = [
     ("model-missing", {}, ["--data", "{work}/good.txt", "--model", "./no/such/model"], ["no/such/model", "does not exist"]),
     ("model-no-weights", {}, ["--data", "{work}/good.txt", "--model", "{work}/noweights"], ["noweights", "no model weights"]),
     ("model-pickle-only", {}, ["--data", "{work}/good.txt", "--model", "{work}/pickled"], ["pickled", "pickle", "--allow-pickle"]),
-    ("not-an-encoder", {}, ["--data", "{work}/good.txt", "--model", "{work}/gpt2"], ["gpt2", "not a bidirectional encoder"]),
+    ("not-an-encoder", {}, ["--data", "{work}/good.txt", "--model", "{work}/gpt2"], ["gpt2", "neither a bidirectional encoder"]),
     ("temperature-zero", {}, ["--data", "{work}/good.txt", "--temperature", "0"], ["--temperature", "> 0"]),
     ("temperature-negative", {}, ["--data", "{work}/good.txt", "--temperature", "-0.5"], ["--temperature", "> 0"]),
     ("batch-size-one", {}, ["--data", "{work}/good.txt", "--batch-size", "1"], ["--batch-size", ">= 2"]),

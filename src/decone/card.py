@@ -510,7 +510,7 @@ def update_card(folder: str | os.PathLike, eval_results: dict | str | os.PathLik
     row = model_row(eval_results, folder)
     path = folder / EVAL_FILE
     merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged.update({k: v for k, v in row.items() if k not in ("label", "source", "load_seconds")})
+    merged.update({k: v for k, v in row.items() if k not in ("label", "source", "load_seconds", "pooling")})
     tmp = folder / f".{EVAL_FILE}.tmp"
     tmp.write_text(json.dumps(merged, indent=2) + "\n")
     os.replace(tmp, path)

@@ -167,12 +167,26 @@ def load_encoder(path: str | os.PathLike, file_name: str | None = None, threads:
 
     load_kwargs.setdefault("device", "cpu")
     enc = Encoder.load(path, **load_kwargs)
+    return attach_onnx(enc, path, file_name, threads, providers)
+
+
+def attach_onnx(enc, folder: str | os.PathLike, file_name: str | None = None, threads: int | None = None,
+                providers: list[str] | None = None):
+    """Replace ``enc.model`` (the torch transformer) by the folder's ONNX graph; returns ``enc``.
+
+    This is what ``Encoder.load(path, backend="onnx")`` calls after loading the folder's settings.
+
+    Raises:
+        ModelError: the pooling needs more than the last layer, the graph is missing, or ``cls`` pooling meets a
+            graph without ``pooler_output``.
+    """
     if needs_all_layers(enc):
-        raise ModelError(f"{path}: pooling {enc.pooling!r} needs two hidden layers; the ONNX backend has the last only")
-    model = load_onnx_transformer(path, enc.model.config, file_name, threads, providers)
+        raise ModelError(f"{folder}: pooling {enc.pooling!r} needs two hidden layers; the ONNX backend has the last only")
+    model = load_onnx_transformer(folder, enc.model.config, file_name, threads, providers)
     if enc.pooling == "cls" and getattr(enc.model, "pooler", None) is not None and not model.has_pooler:
         raise ModelError(f"{model.path}: pooling 'cls' needs the pooler, and this graph has no pooler_output; "
-                         f"re-export it with `decone export {path} --format onnx`")
-    enc.model = model
+                         f"re-export it with `decone export {folder} --format onnx`")
+    device = enc.device
+    enc.model = model.to(device)
     enc.backend = "onnx"
     return enc

@@ -101,10 +101,10 @@ def test_user_errors(app, tiny_model_dir, mini_data, args, text):
 
 
 def test_real_cli_main_exits_2_on_missing_data(tiny_model_dir, tmp_path, capsys):
-    """Through decone's own entry point, where the lead has wired the command in."""
-    cli = pytest.importorskip("decone.cli")
-    if "eval" not in {c.name for c in cli.app.registered_commands}:
-        pytest.skip("decone.cli does not register eval")
+    """Through decone's own entry point: `eval` must be registered (a broken registration fails here)."""
+    import decone.cli as cli
+
+    assert "eval" in {c.name for c in cli.app.registered_commands}, "decone.cli does not register eval"
     with pytest.raises(SystemExit) as exc:
         cli.main(["eval", "sts", "--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "none")])
     assert exc.value.code == 2

@@ -133,3 +133,15 @@ def for_each_batch(encoder, sentences: Sequence[str], batch_size: int, fn, show_
     finally:
         progress.close()
         encoder.train(was_training)
+
+
+def collate(ids: Sequence[Sequence[int]], pad_id: int | None) -> dict[str, torch.Tensor]:
+    """Pad a batch of id lists to its own longest member (dynamic padding, on the right).
+    -> input_ids, attention_mask (B, L)."""
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id if pad_id is not None else 0, dtype=torch.long)
+    attention_mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        attention_mask[i, : len(row)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask}

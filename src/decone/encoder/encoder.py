@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from decone import decoders
 from decone.encoder import batching, folder
 from decone.encoder.device import default_device, resolve_bf16
 from decone.encoder.pooling import Dense, Pooling, pool
@@ -41,6 +42,10 @@ class Encoder(nn.Module):
         self.pooling_module = Pooling(mode, self.pooling_module.template if mode == "mask" else None)
 
     @property
+    def is_decoder(self) -> bool:
+        return decoders.is_decoder_config(self.model.config)
+
+    @property
     def dim(self) -> int:
         return self.dense[-1].linear.out_features if len(self.dense) else int(self.model.config.hidden_size)
 
@@ -48,19 +53,8 @@ class Encoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    @property
-    def position_limit(self) -> int | None:
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit is not None and getattr(self.model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-            limit -= 2  # RoBERTa reserves two positions for the padding offset
-        return limit
-
     def check_max_length(self, max_length: int) -> None:
-        limit = self.position_limit
-        if max_length < 2:
-            raise ConfigError(f"max_length must be at least 2 tokens, got {max_length}")
-        if limit is not None and max_length > limit:
-            raise ConfigError(f"max_length {max_length} exceeds the model's position limit {limit} (max_position_embeddings)")
+        folder.check_max_length(self.model.config, max_length)
 
     @property
     def layer_pooling(self) -> str:
@@ -77,15 +71,8 @@ class Encoder(nn.Module):
         return batching.Tokenized(enc["input_ids"])
 
     def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, Tensor]:
-        """Pad a batch of id lists to its own longest member: dynamic padding. -> input_ids, attention_mask (B, L)."""
-        width = max(len(x) for x in ids)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-            attention_mask[i, : len(row)] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+        """Pad a batch of id lists to its own longest member. -> input_ids, attention_mask (B, L)."""
+        return batching.collate(ids, self.tokenizer.pad_token_id)
 
     def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> dict[str, Tensor]:
         """Tokenise and pad to the batch maximum. -> input_ids, attention_mask (B, L)."""
@@ -96,6 +83,8 @@ class Encoder(nn.Module):
         normalisation; ``token_embeddings`` (B, L, H); ``attention_mask``; ``hidden_states`` (embeddings first) if asked."""
         need_all = output_hidden_states or self.pooling_module.needs_all_layers
         inputs = {k: v for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids", "position_ids")}
+        if self.is_decoder:
+            inputs["use_cache"] = False  # no key/value cache: one pass, no generation
         out = self.model(**inputs, output_hidden_states=need_all, return_dict=True)
         hidden = out.hidden_states if need_all else (out.last_hidden_state,)
         pooler_output = getattr(out, "pooler_output", None) if self.pooling == "cls" else None

@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from decone.encoder.pooling import ST_ACTIVATION, Dense, Pooling, pooler_as_dense
-from decone.errors import ModelError
+from decone import decoders, lora
+from decone.errors import ConfigError, ModelError
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
                    "tokenizer.model", "merges.txt")
@@ -37,7 +38,7 @@ def read_folder_settings(folder: Path) -> tuple[str, dict]:
             raise ModelError(f"{decone_json}: not valid JSON ({exc})") from None
         settings.update(pooling=info.get("pooling", "mean"), dense=info.get("dense", []),
                         normalize=bool(info.get("normalize", False)), max_length=info.get("max_length"), meta=info,
-                        pooling_set="pooling" in info, template=info.get("template"))
+                        pooling_set="pooling" in info, template=info.get("template"), attention=info.get("attention"))
         return model_dir, settings
     modules_json = folder / "modules.json"
     if modules_json.exists():
@@ -149,13 +150,32 @@ def version() -> str:
     return __version__
 
 
+def position_limit(config) -> int | None:
+    """The longest input the model's position embeddings allow (RoBERTa reserves two for the padding offset)."""
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if limit is not None and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= 2
+    return limit
+
+
+def check_max_length(config, max_length: int) -> None:
+    limit = position_limit(config)
+    if max_length < 2:
+        raise ConfigError(f"max_length must be at least 2 tokens, got {max_length}")
+    if limit is not None and max_length > limit:
+        raise ConfigError(f"max_length {max_length} exceeds the model's position limit {limit} (max_position_embeddings)")
+
+
 def check_architecture(config, source: str) -> None:
-    """Bidirectional encoders only (decoders need the decoder path of :mod:`decone.decoders`)."""
+    """Bidirectional encoders (BERT, RoBERTa, MiniLM, ...) and decoder-only LMs (GPT-2, Llama, Mistral, Qwen, Gemma)."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+    if decoders.is_decoder_config(config):
+        return
     model_type = getattr(config, "model_type", "?")
     if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False) or model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
-        raise ModelError(f"{source}: architecture {model_type!r} is not a bidirectional encoder (BERT, RoBERTa, MiniLM, ...)")
+        raise ModelError(f"{source}: architecture {model_type!r} is neither a bidirectional encoder (BERT, RoBERTa, "
+                         "MiniLM, ...) nor a decoder-only LM (GPT-2, Llama, Qwen, ...)")
 
 
 def check_tokenizer_files(folder: Path, source: str) -> None:
@@ -207,12 +227,13 @@ def apply_default_modes(folder: Path) -> None:
 def write_folder(encoder, folder: Path, meta: dict) -> list[str]:
     """Write ``encoder`` into an empty ``folder``. Returns warnings (a pooling sentence-transformers cannot express)."""
     warnings: list[str] = []
-    encoder.model.save_pretrained(folder, safe_serialization=True)
+    lora.save_pretrained(encoder.model, folder, safe_serialization=True)  # LoRA adapters merged in, if any
     encoder.tokenizer.save_pretrained(folder)
+    bidirectional = decoders.is_bidirectional(encoder.model)
     hidden = int(encoder.model.config.hidden_size)
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
     st_dense: list[Dense] = []
-    st_ok = encoder.pooling_module.sentence_transformers_mode is not None
+    st_ok = encoder.pooling_module.sentence_transformers_mode is not None and not bidirectional
     if encoder.pooling == "cls" and getattr(encoder.model, "pooler", None) is not None:
         pooler = pooler_as_dense(encoder.model.pooler, hidden)
         st_ok = st_ok and pooler is not None
@@ -222,7 +243,8 @@ def write_folder(encoder, folder: Path, meta: dict) -> list[str]:
     else:
         st_ok = False
         warnings.append(
-            f"pooling {encoder.pooling!r} cannot be expressed in sentence-transformers: no modules.json is written, "
+            ("a decoder switched to bidirectional attention" if bidirectional else f"pooling {encoder.pooling!r}") +
+            " cannot be expressed in sentence-transformers: no modules.json is written, "
             "so SentenceTransformer(path) would NOT reproduce these embeddings; load it with decone.Encoder.load "
             "(or transformers.AutoModel for the raw transformer)"
         )
@@ -248,6 +270,7 @@ def write_folder(encoder, folder: Path, meta: dict) -> list[str]:
                    {"__version__": {"decone": version()}, "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"})
     write_json(folder / "decone.json", {
         "decone_version": version(), **encoder.pooling_module.config(), "max_length": encoder.max_length,
+        **({"attention": "bidirectional"} if bidirectional else {}),
         "normalize": encoder.normalize, "dense": dense_specs, "sentence_transformers_compatible": st_ok, **meta})
     apply_default_modes(folder)
     return warnings
@@ -301,6 +324,14 @@ def load_parts(source: str, allow_pickle: bool = False, trust_remote_code: bool 
         raise ModelError(f"{source}: cannot load the model weights or tokenizer ({one_line(exc)})") from None
     check_tokenizer(tokenizer, config, source)
     settings["warnings"] = check_loading_info(info, source)
+    if decoders.is_decoder_config(config):
+        try:
+            note = decoders.ensure_pad_token(tokenizer, model.config)
+        except ValueError as exc:
+            raise ModelError(f"{source}: {exc}") from None
+        settings["warnings"] += [note] if note else []
+        if settings.get("attention") == "bidirectional":
+            decoders.enable_bidirectional(model)
     if tokenizer.pad_token_id is None:
         raise ModelError(f"{source}: the tokenizer has no padding token")
     return model, tokenizer, settings, source if local.exists() else model_dir

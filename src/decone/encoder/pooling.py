@@ -8,6 +8,8 @@ Poolings (names follow SimCSE's evaluation tool, Gao et al. 2021, arXiv:2104.088
 * ``mean``              the mean of the last layer over real (non-padding) tokens.
 * ``first_last_avg``    the mean over real tokens of the average of the first transformer layer and the last layer
                         (``hidden_states[1]`` and ``hidden_states[-1]``; Su et al. 2021, Gao et al. 2021).
+* ``last_token``        the last real token's state (decoders: under causal attention the only one that read it all).
+* ``weighted_mean``     SGPT's position-weighted mean of the last layer (Muennighoff 2022, arXiv:2202.08904).
 * ``mask``              the last-layer state at the [MASK] token of a prompt template wrapped around each text
                         (PromptBERT, Jiang et al. 2022, arXiv:2201.04337); the template is part of the pooling.
 
@@ -21,9 +23,10 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from decone.decoders import DECODER_POOLINGS, pool_decoder
 from decone.errors import ConfigError
 
-POOLINGS = ("cls", "cls_before_pooler", "mean", "first_last_avg", "mask")
+POOLINGS = ("cls", "cls_before_pooler", "mean", "first_last_avg", "mask", "last_token", "weighted_mean")
 ACTIVATIONS = {"tanh": nn.Tanh, "identity": nn.Identity}
 ST_ACTIVATION = {
     "tanh": "torch.nn.modules.activation.Tanh",
@@ -62,6 +65,8 @@ def pool(
         if len(hidden_states) < 2:
             raise ValueError("first_last_avg pooling needs all hidden states (output_hidden_states=True)")
         return masked_mean((hidden_states[1] + last) / 2.0, attention_mask)
+    if pooling in DECODER_POOLINGS:
+        return pool_decoder(last, attention_mask, pooling)
     if pooling == "mask":
         if mask_positions is None:
             raise ValueError("mask pooling needs the [MASK] position of each row")
@@ -147,7 +152,8 @@ class Pooling(nn.Module):
     @property
     def sentence_transformers_mode(self) -> str | None:
         """The sentence-transformers ``Pooling`` mode that reproduces this one, or None where there is none."""
-        return {"cls": "cls", "cls_before_pooler": "cls", "mean": "mean"}.get(self.mode)
+        return {"cls": "cls", "cls_before_pooler": "cls", "mean": "mean", "last_token": "lasttoken",
+                "weighted_mean": "weightedmean"}.get(self.mode)
 
     def forward(self, hidden_states: Sequence[Tensor], attention_mask: Tensor, pooler_output: Tensor | None = None,
                 input_ids: Tensor | None = None, mask_token_id: int | None = None) -> Tensor:
@@ -204,5 +210,6 @@ class Pooling(nn.Module):
         path.write_text(json.dumps({
             "word_embedding_dimension": hidden, "pooling_mode_cls_token": mode == "cls",
             "pooling_mode_mean_tokens": mode == "mean", "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False}, indent=2) + "\n")
+            "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_weightedmean_tokens": mode == "weightedmean",
+            "pooling_mode_lasttoken": mode == "lasttoken"}, indent=2) + "\n")
         return True

@@ -68,3 +68,19 @@ def get_method(name: str) -> Method:
 _ORDER = ("simcse", "simcse_sup", "mirror", "mirror_word", "scl")  # the README's order first, then alphabetical
 for _name in sorted((m.name for m in pkgutil.iter_modules(__path__)), key=lambda n: (n not in _ORDER, _ORDER.index(n) if n in _ORDER else 0, n)):
     importlib.import_module(f"{__name__}.{_name}")
+
+
+def method_table() -> str:
+    """The README's method table, generated from the registry (a test keeps the README equal to it)."""
+    from dataclasses import asdict
+
+    rows = ["| method | data | pooling | head | T | lr | batch | max len | own settings (`--set`) | paper |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in METHODS.values():
+        d = m.defaults
+        own = ", ".join(f"{k} {v!r}" if isinstance(v, str) else f"{k} {v}" for k, v in asdict(m.options()).items()) \
+            if m.options else ""
+        paper = m.citation.split(", ")[-1]
+        rows.append(f"| `{m.name}` | {m.data} | {d.get('pooling', '')} | {d.get('head', '')} | {d.get('temperature', '–')} "
+                    f"| {d.get('lr', '')} | {d.get('batch_size', '')} | {d.get('max_length', '')} | {own} | {paper} |")
+    return "\n".join(rows)

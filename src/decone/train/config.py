@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from decone.encoder import POOLINGS
@@ -64,6 +64,11 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False
     keep_checkpoint: bool = False  # keep checkpoint/ (optimizer state) in the finished model folder
+    attention: str | None = None  # decoders: "bidirectional" switches causal attention off (decone.decoders)
+    lora_r: int | None = None  # LoRA rank (decone.lora, needs peft); None or 0: train every weight
+    lora_alpha: float | None = None  # LoRA scale; None: 2 x lora_r
+    lora_targets: str | None = None  # comma-separated module names; None: the model family's default
+    lora_dropout: float = 0.05
     allow_pickle: bool = False
     trust_remote_code: bool = False
     options: dict = field(default_factory=dict)
@@ -81,7 +86,13 @@ class TrainConfig:
         for key, value in method.defaults.items():
             if values.get(key) is None:
                 values[key] = value
-        values["options"] = resolve_options(method, self.options)
+        options = dict(self.options)
+        if method.options is not None:  # a general setting the method also has as its own: the method's copy takes it
+            for name in set(typing.get_type_hints(method.options)) & set(values) - {"options"}:
+                if values[name] is not None and name not in options:
+                    options[name] = values[name]
+                    values[name] = None if f_default(name) is None else f_default(name)
+        values["options"] = resolve_options(method, options)
         cfg = TrainConfig(**values)
         cfg.validate()
         return cfg
@@ -111,10 +122,21 @@ class TrainConfig:
         _check(self.max_grad_norm >= 0, "max_grad_norm", ">= 0 (0 disables clipping)", self.max_grad_norm)
         _check(self.scl_lambda is None or 0 <= self.scl_lambda <= 1, "lambda", "in [0, 1]", self.scl_lambda)
         _check(self.mask_span is None or self.mask_span >= 0, "mask_span", ">= 0", self.mask_span)
+        if self.attention not in (None, "causal", "bidirectional"):
+            raise ConfigError(f"--attention must be causal or bidirectional, got {self.attention!r}")
+        _check(self.lora_r is None or self.lora_r >= 0, "lora_r", ">= 0 (0: no LoRA)", self.lora_r)
+        _check(self.lora_alpha is None or self.lora_alpha > 0, "lora_alpha", "> 0", self.lora_alpha)
+        _check(0 <= self.lora_dropout < 1, "lora_dropout", "in [0, 1)", self.lora_dropout)
         _check(self.mini_batch_size >= 0, "mini_batch_size", ">= 0", self.mini_batch_size)
         _check(self.diagnose_every >= 0, "diagnose_every", ">= 0", self.diagnose_every)
         for name in ("eval_every", "save_every", "log_every"):
             _check(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
+
+
+def f_default(name: str):
+    """A TrainConfig field's default value."""
+    f = TrainConfig.__dataclass_fields__[name]
+    return None if f.default is MISSING else f.default
 
 
 def _flag(name: str) -> str:
@@ -167,7 +189,8 @@ def setting_types(method: str | None = None) -> dict[str, Any]:
 def parse_settings(pairs: list[str], method: str, flag: str = "--set") -> dict:
     """``["bf16=false", "momentum=0.99"]`` -> ``{"bf16": False, "options": {"momentum": 0.99}}``."""
     hints = setting_types(method)
-    option_names = set(setting_types(method)) - set(setting_types())
+    kind = get_method(method).options
+    option_names = set(typing.get_type_hints(kind)) if kind is not None else set()  # a method's own names first
     out: dict = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -206,6 +229,3 @@ def resolve_options(method, given: dict) -> dict:
         check()  # the options dataclass's own range checks (ConfigError)
     return values
 
-
-def with_values(config: TrainConfig, **values) -> TrainConfig:
-    return replace(config, **values)

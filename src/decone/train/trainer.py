@@ -25,7 +25,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from decone import distributed
+from decone import distributed, lora
+from decone.decoders import enable_bidirectional
 from decone.data import Dataset, read_dataset, read_scored_pairs
 from decone.dropout import cpu_dropout
 from decone.embedding_grad import KeptEmbeddingGrad
@@ -158,6 +159,13 @@ class Trainer:
             raise ConfigError(f"{cfg.method} on several processes: {self.objective.distributed_refusal}")
         self.model = Trainable(self.encoder, head, self.objective, max_length=cfg.max_length)
         self.objective.setup(self.model, self.data)
+        if cfg.attention == "bidirectional":
+            if not self.encoder.is_decoder:
+                raise ConfigError("--attention bidirectional is for decoder models (GPT-2, Llama, Qwen, ...)")
+            enable_bidirectional(self.encoder.model)
+        if cfg.lora_r:  # after the objective's setup, which may resize the embeddings (mntp)
+            note(lora.attach(self.encoder, cfg.lora_r, cfg.lora_alpha or 2 * cfg.lora_r, cfg.lora_targets,
+                             cfg.lora_dropout) or "", self.console)
         self.model.to(self.device)
         if self.dist is not None:
             self.dist.broadcast_parameters(self.model)
@@ -248,10 +256,7 @@ class Trainer:
             if self.dist is not None and self.dist.rank > 0:  # the checkpoint holds rank 0's RNG
                 torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank + self.state.step)
         self.log.start(self.state.step if self.resume_from is not None else None)
-        if cfg.fast_dropout:  # CPU: dropout masks from a quarter of torch's random numbers (decone.dropout)
-            stack.enter_context(cpu_dropout(self.encoder.model))
-        # CPU: the word-embedding gradient stays allocated and is filled row by row (decone.embedding_grad)
-        self.kept_grad = stack.enter_context(KeptEmbeddingGrad.for_model(self.encoder.model, self.device))
+        stack.enter_context(self.stepping())
         self.governor = None
         if cfg.adaptive_threads and self.device.type == "cpu":  # give cores back while other processes need them
             self.governor = CoreGovernor(torch.get_num_threads())
@@ -296,6 +301,16 @@ class Trainer:
         if interrupted:
             raise Interrupted(f"interrupted at step {state.step}/{self.total}; checkpoint saved in "
                               f"{self.out.path / 'checkpoint'}; continue with --resume")
+
+    @contextlib.contextmanager
+    def stepping(self):
+        """The contexts :meth:`train_step` runs in (``run`` enters them; a benchmark timing steps does too)."""
+        with contextlib.ExitStack() as stack:
+            if self.config.fast_dropout:  # CPU: dropout masks from a quarter of torch's random numbers (decone.dropout)
+                stack.enter_context(cpu_dropout(self.encoder.model))
+            # CPU: the word-embedding gradient stays allocated and is filled row by row (decone.embedding_grad)
+            self.kept_grad = stack.enter_context(KeptEmbeddingGrad.for_model(self.encoder.model, self.device))
+            yield self
 
     def _write_row(self, row: dict) -> None:
         if self.main:

@@ -1,0 +1,39 @@
+"""The registry: every method file registers itself, the README's table is the generated one, citations carry ids."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pkgutil
+
+import decone.methods as methods_pkg
+from decone.methods import METHODS, method_table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_file_in_methods_registers_a_method():
+    files = {m.name for m in pkgutil.iter_modules(methods_pkg.__path__)}
+    assert {name.replace("-", "_") for name in METHODS} == files
+
+
+def test_every_citation_has_an_arxiv_or_openreview_id():
+    for m in METHODS.values():
+        assert re.search(r"(arXiv:\d{4}\.\d{4,5}|openreview:\S+)$", m.citation), m.name
+
+
+def test_the_readme_method_table_is_the_generated_one():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- methods:begin -->\n", 1)[1].split("\n<!-- methods:end -->", 1)[0]
+    assert table == method_table()
+
+
+def test_train_help_lists_the_registry(tmp_path):
+    from typer.testing import CliRunner
+
+    from decone.cli import app
+
+    out = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output
+    for name in METHODS:
+        assert name in out
