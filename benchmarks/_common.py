@@ -59,12 +59,28 @@ def machine() -> dict:
     }
 
 
-def gemm_peak(n: int = 2048, reps: int = 10) -> dict:
-    """Best and median FLOP/s of an n x n x n matmul in fp32 and bf16 (2 n^3 FLOPs each)."""
+NO_BF16 = ("bf16 skipped: this CPU has no native bf16 (no AVX512-BF16/AMX), where bf16 is emulated and about 1000x "
+           "slower than fp32; decone trains and encodes in fp32 here")
+
+
+def native_bf16() -> bool:
+    """True where bf16 runs natively (CPU with AVX512-BF16/AMX, or a CUDA GPU with bf16)."""
     import torch
 
-    out = {}
+    from decone.encoder import has_bf16_cpu
+
+    return torch.cuda.is_bf16_supported() if torch.cuda.is_available() else has_bf16_cpu()
+
+
+def gemm_peak(n: int = 2048, reps: int = 10) -> dict:
+    """Best and median FLOP/s of an n x n x n matmul in fp32 and, where native, bf16 (2 n^3 FLOPs each); an
+    emulated bf16 GEMM is not timed (it would take minutes): its entry is None."""
+    import torch
+
+    out = {"bf16": None}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        if name == "bf16" and not native_bf16():
+            continue
         a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
         for _ in range(3):
             a @ b
@@ -148,14 +164,21 @@ def peak_rss_mb() -> float:
 OMP_WAIT_POLICY = "PASSIVE"
 
 
-def run_worker(args: list[str], timeout: float | None = None) -> dict:
-    """Run ``python <this benchmark> --worker ...`` in a fresh process and parse the JSON line it prints last."""
+WORKER_TIMEOUT_S = 1800.0  # no benchmark step runs unbounded
+
+
+def run_worker(args: list[str], timeout: float | None = WORKER_TIMEOUT_S) -> dict:
+    """Run ``python <this benchmark> --worker ...`` in a fresh process and parse the JSON line it prints last;
+    a worker still running after ``timeout`` seconds is killed and reported as an error."""
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     if OMP_WAIT_POLICY:
         env["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
     else:
         env.pop("OMP_WAIT_POLICY", None)
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    try:
+        proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"worker {' '.join(args)} still running after {timeout:.0f} s: stopped") from None
     if proc.returncode != 0:
         raise RuntimeError(f"worker {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     for line in reversed(proc.stdout.splitlines()):
@@ -188,6 +211,11 @@ def add_omp_flag(parser, training: bool = False) -> None:
 def set_omp(args) -> None:
     global OMP_WAIT_POLICY
     OMP_WAIT_POLICY = args.omp_wait_policy
+
+
+def peak_line(peak: dict) -> str:
+    bf16 = f"bf16 {gflops(peak['bf16']['best'])} GFLOP/s" if peak["bf16"] else "bf16 not timed (not native)"
+    return f"fp32 {gflops(peak['fp32']['best'])} GFLOP/s, {bf16}"
 
 
 def gflops(x: float) -> str:

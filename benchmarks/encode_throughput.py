@@ -107,8 +107,11 @@ def main() -> None:
     info = C.machine()
     print(C.machine_line(info))
     peak = C.gemm_peak()
-    print(f"GEMM 2048^3 peak: fp32 {C.gflops(peak['fp32']['best'])}, bf16 {C.gflops(peak['bf16']['best'])} GFLOP/s")
+    print(f"GEMM 2048^3 peak: {C.peak_line(peak)}")
     configs = a.configs.split(",")
+    if not C.native_bf16() and "decone-bf16" in configs:
+        print(C.NO_BF16)
+        configs = [c for c in configs if c != "decone-bf16"]
     results: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         files = {c: str(Path(tmp) / f"{c}.npy") for c in configs}

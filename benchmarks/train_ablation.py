@@ -53,7 +53,7 @@ def worker(a) -> dict:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    v = VARIANTS[a.worker]
+    v = dict(VARIANTS[a.worker], bf16=VARIANTS[a.worker]["bf16"] and C.native_bf16())
     enc, model, sents = C.simcse_trainable(a.model)
     lengths = token_lengths(enc, [(s,) for s in sents], 32) if v["group"] == "tokens" else [len(s) for s in sents]
     batches = batch_order(lengths, 64, 42, 0, v["group"] != "none")
@@ -101,6 +101,11 @@ def main() -> None:
           f"{info['loadavg_1m']:.2f}; {a.model}, batch 64, max length 32, {a.steps} steps after {a.warmup}, "
           f"{a.threads} thread(s), OMP_WAIT_POLICY {info['omp_wait_policy']}")
     names = a.variants.split(",")
+    if not C.native_bf16():  # the ablation's steps then run in fp32: the bf16 variants would take hours
+        print(C.NO_BF16 + "; every variant runs in fp32")
+        for v in VARIANTS.values():
+            v["bf16"] = False
+        names = [n for n in names if n != "now-fp32"]
     results = []
     for r in range(a.rounds):
         for name in names:

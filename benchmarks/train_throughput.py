@@ -169,11 +169,14 @@ def main() -> None:
     info = C.machine()
     print(C.machine_line(info))
     peak_before = C.gemm_peak()
-    print(f"GEMM 2048^3 peak: fp32 {C.gflops(peak_before['fp32']['best'])} GFLOP/s, "
-          f"bf16 {C.gflops(peak_before['bf16']['best'])} GFLOP/s (per CPU-second: fp32 "
-          f"{C.gflops(peak_before['fp32']['per_cpu_s'])}, bf16 {C.gflops(peak_before['bf16']['per_cpu_s'])})")
+    print(f"GEMM 2048^3 peak: {C.peak_line(peak_before)}")
     models = a.models.split(",")
     systems = a.systems.split(",")
+    if not C.native_bf16():
+        print(C.NO_BF16)
+        systems = [s for s in systems if s != "st-bf16"]
+        if a.bf16 == "on":
+            raise SystemExit("--bf16 on: " + C.NO_BF16)
     results: list[dict] = []
     base = [str(Path(__file__).resolve()), "--steps", str(a.steps), "--warmup", str(a.warmup),
             "--batch-size", str(a.batch_size), "--max-length", str(a.max_length), "--bf16", a.bf16,
@@ -189,10 +192,11 @@ def main() -> None:
                       f"{C.gflops(res['flops_per_s']):>7} GFLOP/s  (worker {time.perf_counter() - t:.0f} s)",
                       flush=True)
     peak_after = C.gemm_peak()
-    peak = {k: max(peak_before[k]["best"], peak_after[k]["best"]) for k in ("fp32", "bf16")}
-    peak_cpu = {k: max(peak_before[k]["per_cpu_s"], peak_after[k]["per_cpu_s"]) for k in ("fp32", "bf16")}
-    print(f"GEMM 2048^3 peak after: fp32 {C.gflops(peak_after['fp32']['best'])}, "
-          f"bf16 {C.gflops(peak_after['bf16']['best'])} GFLOP/s; load {C.machine()['loadavg_1m']:.2f}")
+    kinds = ("fp32", "bf16") if peak_before["bf16"] else ("fp32",)
+    peak = {k: max(peak_before[k]["best"], peak_after[k]["best"]) for k in kinds}
+    peak_cpu = {k: max(peak_before[k]["per_cpu_s"], peak_after[k]["per_cpu_s"]) for k in kinds}
+    ref = "bf16" if "bf16" in peak else "fp32"  # the fastest arithmetic this CPU has natively
+    print(f"GEMM 2048^3 peak after: {C.peak_line(peak_after)}; load {C.machine()['loadavg_1m']:.2f}")
 
     threads = results[0]["threads"] if results else 0
     mean_len = {m: mean_tokens(m, a.max_length) for m in models}
@@ -224,7 +228,7 @@ def main() -> None:
             cpu[(m, s)] = statistics.median(x["sentences_per_cpu_s"] for x in rows)
             flc = statistics.median(x["flops_per_cpu_s"] for x in rows)
             print(f"{m:>9} {s:<11} {C.spread(sps):>28} {adj[(m, s)]:>6.1f} {cpu[(m, s)]:>10.1f} {C.gflops(fl):>8} "
-                  f"{100 * fl / peak['fp32']:>6.0f}% {100 * fl / peak['bf16']:>6.0f}% {C.gflops(flc):>6} ({100 * flc / peak_cpu['bf16']:.0f}%) "
+                  f"{100 * fl / peak['fp32']:>6.0f}% {100 * fl / peak[ref]:>6.0f}% {C.gflops(flc):>6} ({100 * flc / peak_cpu[ref]:.0f}%) "
                   f"{rows[0]['real_tokens'] / rows[0]['steps']:>11.0f} {rows[0]['padded_tokens'] / rows[0]['steps']:>11.0f}")
     print()
     for m in models:

@@ -87,6 +87,8 @@ def _worker(rank: int, world: int, port: int, model_dir: str, out_dir: str, fit_
 
     os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
     fit(fit_config(*fit_args))
+    for method in OWN_MODULE_METHODS:  # objectives with their own modules: a momentum queue, a prompt, a second tower
+        fit(method_config(method, *fit_args))
     destroy(ctx=ctx)  # barrier, then leave the group (as fit does when it created the group)
 
 
@@ -149,6 +151,34 @@ def fit_config(model_dir: str, data_path: str, out: str):
     return TrainConfig(method="simcse", model=model_dir, data=data_path, output=out, batch_size=8, max_steps=3,
                        bf16=False, pooling="mean", head="mlp-train", lr=1e-3, save_every=2, log_every=1,
                        mini_batch_size=2, keep_checkpoint=True)
+
+
+OWN_MODULE_METHODS = ("esimcse", "promptbert", "ct")
+
+
+def method_config(method: str, model_dir: str, data_path: str, out: str):
+    from decone.train import TrainConfig
+
+    return TrainConfig(method=method, model=model_dir, data=data_path, output=f"{out}-{method}", batch_size=8,
+                       max_steps=3, bf16=False, lr=1e-3, max_length=32, save_every=100, log_every=1,
+                       options={"queue_ratio": 1.0} if method == "esimcse" else {})
+
+
+@pytest.mark.parametrize("method", OWN_MODULE_METHODS)
+def test_methods_with_their_own_modules_train_alike_on_two_processes_and_one(two_ranks, fit_inputs, tmp_path, method):
+    """The 2-process run (rank 0's model) equals the 1-process run: ESimCSE's queue takes the gathered batch on every
+    rank, CT's second tower is averaged like the encoder, PromptBERT's views gather like SimCSE's."""
+    from safetensors.torch import load_file
+
+    from decone.train import fit
+
+    two_dir = Path(f"{two_ranks[1]}-{method}")
+    fit(method_config(method, *fit_inputs, str(tmp_path / "one")))
+    two, one = load_file(two_dir / "model.safetensors"), load_file(tmp_path / f"one-{method}" / "model.safetensors")
+    assert two.keys() == one.keys()
+    assert max(float((two[k] - one[k]).abs().max()) for k in one) <= 1e-5
+    start = load_file(Path(fit_inputs[0]) / "model.safetensors")
+    assert max(float((one[k] - start[k]).abs().max()) for k in one if k in start) > 1e-4  # it did train
 
 
 def test_fit_under_two_processes_matches_one(two_ranks, fit_inputs, tmp_path):
