@@ -133,7 +133,7 @@ class Catalogue:
         assert not (self.root / "cache").exists()
         dump = os.environ.get("DECONE_CATALOGUE_DUMP")
         if dump:
-            shown = line.replace(str(cwd) + "/", "").replace(str(self.root) + "/", "")
+            shown = line.replace(str(cwd) + "/", "").replace(str(self.root) + "/", "").replace(str(self.model), "MODEL")
             with open(dump, "a", encoding="utf-8") as f:
                 f.write(json.dumps({"command": command, "id": case.id, "input": case.input or case.id,
                                     "error": shown}) + "\n")

@@ -91,6 +91,7 @@ def train(
     lora_r: Optional[int] = typer.Option(None, help="LoRA rank (needs peft; 0: train every weight) [method default]"),
     lora_alpha: Optional[float] = typer.Option(None, help="LoRA alpha [2 x rank]"),
     lora_targets: Optional[str] = typer.Option(None, help="LoRA target modules, comma-separated [the family's default]"),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log every train_log.jsonl row to TensorBoard under OUTPUT/runs (pip install -e '.[export]')"),
     keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep checkpoint/ (optimizer state) in the finished folder, to train further with --resume"),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle .bin weights (loaded with weights_only=True)"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code"),
@@ -110,6 +111,10 @@ def train(
     callbacks = []
     if diagnose_every:
         callbacks.append(_dynamics_callback(config))
+    if tensorboard:
+        from decone.tensorboard import TensorBoardCallback  # optional dependency
+
+        callbacks.append(TensorBoardCallback())
     summary = fit(config, callbacks=callbacks, console=console)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
@@ -141,6 +146,7 @@ def encode(
     text_column: Optional[str] = typer.Option(None, help="Column holding the text in .csv/.tsv/.jsonl"),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle .bin weights (weights_only=True)"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+    backend: str = typer.Option("torch", "--backend", help="torch | onnx | onnx-int8 (the folder's `decone export`)"),
 ) -> None:
     import numpy as np
 
@@ -152,8 +158,11 @@ def encode(
         raise ConfigError(f"--output {output}: must end in .npy")
     data = read_dataset(input, "sentences", columns={"text": text_column} if text_column else None, encoding=encoding) \
         if Path(input).suffix.lower() in (".csv", ".tsv", ".jsonl") else _read_lines_for_encode(input, encoding)
+    if backend not in ("torch", "onnx", "onnx-int8"):
+        raise ConfigError(f"--backend {backend!r}: choose torch, onnx or onnx-int8")
     enc = Encoder.load(model or default_model(), pooling=pooling, max_length=max_length, allow_pickle=allow_pickle,
-                       trust_remote_code=trust_remote_code)
+                       trust_remote_code=trust_remote_code, backend="onnx" if backend.startswith("onnx") else "torch",
+                       onnx_file="int8" if backend == "onnx-int8" else None)
     t0 = time.perf_counter()
     emb = enc.encode([ex[0] for ex in data.examples], batch_size=batch_size, normalize=normalize, bf16=bf16,
                      show_progress=len(data) > 1000)
@@ -182,7 +191,7 @@ def _register_plugins() -> None:
     import importlib
 
     for module in ("decone.evaluate.command", "decone.diagnostics.command", "decone.classify.command",
-                   "decone.sweep"):
+                   "decone.sweep", "decone.export_command"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -42,9 +44,6 @@ def run_batches(fn, batches: Sequence, workers: int = 1) -> None:
         for batch in batches:
             fn(batch)
         return
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     pending = iter(batches)
     lock = threading.Lock()
     failed = threading.Event()
@@ -85,7 +84,7 @@ class Progress:
     def __init__(self, enabled: bool, description: str, total: int):
         self.bar = None
         if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn  # only when a bar is shown
 
             self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                                 TimeRemainingColumn(), transient=True)

@@ -17,6 +17,7 @@ from decone.encoder import batching, folder
 from decone.encoder.device import default_device, resolve_bf16
 from decone.encoder.pooling import Dense, Pooling, pool
 from decone.errors import ConfigError
+from decone.onnx_backend import attach_onnx
 
 
 class Encoder(nn.Module):
@@ -139,11 +140,14 @@ class Encoder(nn.Module):
     # ------------------------------------------------------------------ loading and saving
     @classmethod
     def load(cls, name_or_path: str | os.PathLike, pooling: str | None = None, max_length: int | None = None,
-             device: str | torch.device | None = None, allow_pickle: bool = False,
-             trust_remote_code: bool = False) -> "Encoder":
+             device: str | torch.device | None = None, allow_pickle: bool = False, trust_remote_code: bool = False,
+             backend: str = "torch", onnx_file: str | None = None) -> "Encoder":
         """From a decone, sentence-transformers or Hugging Face folder, or a hub name; the folder's own pooling, dense
         layers and normalisation unless ``pooling``/``max_length`` override them. Safetensors only unless
-        ``allow_pickle`` (then ``weights_only=True``). Raises ModelError (one line) for what :mod:`folder` checks."""
+        ``allow_pickle`` (then ``weights_only=True``); ``backend="onnx"`` runs the folder's ``onnx/`` export
+        (``onnx_file``: None fp32, "int8", or a file name). Raises ModelError (one line) for what :mod:`folder` checks."""
+        if backend not in ("torch", "onnx"):
+            raise ConfigError(f"backend {backend!r}: choose torch or onnx")
         source = str(name_or_path)
         model, tokenizer, settings, base = folder.load_parts(source, allow_pickle, trust_remote_code)
         dense = folder.load_dense(Path(base), settings["dense"])
@@ -156,6 +160,8 @@ class Encoder(nn.Module):
                   template=settings.get("template") if mode == "mask" else None)
         enc.source, enc.meta, enc.load_warnings = source, settings.get("meta", {}), settings.get("warnings", [])
         enc.pooling_from_folder = bool(settings.get("pooling_set")) and pooling is None
+        if backend == "onnx":
+            attach_onnx(enc, base, onnx_file)
         return enc.to(torch.device(device) if device is not None else default_device())
 
     def save(self, path: str | os.PathLike, meta: dict | None = None) -> list[str]:

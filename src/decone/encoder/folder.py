@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from decone.encoder.pooling import ST_ACTIVATION, Dense, Pooling, pooler_as_dense
-from decone import decoders, lora
+from decone import card, decoders, lora
 from decone.errors import ConfigError, ModelError
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
@@ -145,7 +145,7 @@ def replace_folder_contents(src: Path, dst: Path) -> None:
 
 
 def version() -> str:
-    from decone import __version__
+    from decone import __version__  # here: decone/__init__ imports this package
 
     return __version__
 
@@ -272,6 +272,10 @@ def write_folder(encoder, folder: Path, meta: dict) -> list[str]:
         "decone_version": version(), **encoder.pooling_module.config(), "max_length": encoder.max_length,
         **({"attention": "bidirectional"} if bidirectional else {}),
         "normalize": encoder.normalize, "dense": dense_specs, "sentence_transformers_compatible": st_ok, **meta})
+    try:  # the model card (README.md), from the decone.json just written
+        card.write_card(folder)
+    except Exception as exc:  # a card is documentation: its failure must not lose the model
+        warnings.append(f"no model card written ({one_line(exc)})")
     apply_default_modes(folder)
     return warnings
 
@@ -296,7 +300,7 @@ def load_parts(source: str, allow_pickle: bool = False, trust_remote_code: bool 
         ModelError: the path does not exist, has no weights, holds only pickle weights, its config does not parse,
             its tokenizer is missing or does not fit, its weights do not fit, or it is not an encoder.
     """
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer  # start-up cost: only when loading
 
     quiet_transformers()
     local = Path(source)

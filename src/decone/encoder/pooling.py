@@ -18,6 +18,8 @@ Poolings (names follow SimCSE's evaluation tool, Gao et al. 2021, arXiv:2104.088
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -199,9 +201,6 @@ class Pooling(nn.Module):
         """Write sentence-transformers' ``1_Pooling/config.json`` where a mode of theirs reproduces this pooling.
 
         Returns whether it could (``first_last_avg`` and ``mask`` have no sentence-transformers equivalent)."""
-        import json
-        from pathlib import Path
-
         mode = self.sentence_transformers_mode
         if mode is None:
             return False

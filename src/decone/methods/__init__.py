@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from decone.augment import ViewFn
@@ -72,8 +72,6 @@ for _name in sorted((m.name for m in pkgutil.iter_modules(__path__)), key=lambda
 
 def method_table() -> str:
     """The README's method table, generated from the registry (a test keeps the README equal to it)."""
-    from dataclasses import asdict
-
     rows = ["| method | data | pooling | head | T | lr | batch | max len | own settings (`--set`) | paper |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for m in METHODS.values():

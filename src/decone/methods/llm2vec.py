@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from decone import augment
+from decone.lora import attach
 from decone.decoders import enable_bidirectional, ensure_pad_token, is_decoder_config, set_attention_dropout
 from decone.errors import ConfigError
 from decone.methods import Method, register
@@ -50,8 +51,6 @@ class DecoderInfoNCE(InfoNCE):
         self.options = options or LLM2VecOptions()
 
     def setup(self, model, data=None) -> None:
-        from decone.lora import attach
-
         encoder, opts = model.encoder, self.options
         if not is_decoder_config(encoder.model.config):
             raise ConfigError(f"llm2vec: {encoder.model.config.model_type!r} is not a decoder (use simcse for encoders)")

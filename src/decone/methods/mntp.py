@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from decone import augment
+from decone.lora import attach, is_lora
 from decone.decoders import bidirectional, enable_bidirectional, ensure_pad_token, is_decoder_config, load_lm_head
 from decone.errors import ConfigError
 from decone.methods import Method, register
@@ -119,8 +120,6 @@ class MNTP(Objective):
         if not is_decoder_config(hf.config):
             raise ConfigError(f"mntp: {hf.config.model_type!r} is not a decoder (MNTP adapts causal LMs: GPT-2, Llama, "
                               "Mistral, Qwen, Gemma)")
-        from decone.lora import is_lora
-
         already_lora = is_lora(hf)
         self._note(ensure_pad_token(tok, hf.config))
         self.mask_id = self._mask_token(tok, hf, resize_ok=not already_lora)
@@ -134,8 +133,6 @@ class MNTP(Objective):
                 self.lm_head.weight[rows:] = weight.mean(dim=0)  # an added mask token: the mean row
             self.lm_head.weight.requires_grad_(opts.train_head)
             self.lm_head.to(hf.get_input_embeddings().weight.device)
-        from decone.lora import attach
-
         self._note(attach(encoder, opts.lora_r, opts.lora_alpha, opts.lora_targets or None, opts.lora_dropout))
         hf = encoder.model
         enable_bidirectional(hf)

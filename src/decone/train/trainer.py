@@ -27,6 +27,7 @@ import torch
 
 from decone import distributed, lora
 from decone.decoders import enable_bidirectional
+from decone.card import data_fingerprint, hardware_info
 from decone.data import Dataset, read_dataset, read_scored_pairs
 from decone.dropout import cpu_dropout
 from decone.embedding_grad import KeptEmbeddingGrad
@@ -101,6 +102,7 @@ class Trainer:
         self.out = OutputFolder(cfg.output, cfg.keep_checkpoint)
         self.state = TrainState(cfg, self.encoder, self.out.path, self.out.path / LOG_FILE, max_steps=self.total)
         self.log = RunLog(self.state.log_path, self.main)
+        self.data_info = data_fingerprint(self.data.source, len(self.data))  # for the model card: file, count, sha256
 
     def _load_data(self) -> None:
         cfg = self.config
@@ -349,7 +351,7 @@ class Trainer:
         if not self.main:
             return
         meta = {"method": self.config.method, "config": asdict(self.config), "summary": self.summary(),
-                "data": {"source": str(self.data.source), "examples": len(self.data)}}
+                "data": self.data_info, "hardware": hardware_info()}
         warnings = self.objective.encoder_to_save(self.model).save(self.out.path, meta=meta)
         self.objective.save(self.out.path)
         for w in warnings:
