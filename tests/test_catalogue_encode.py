@@ -37,17 +37,13 @@ CASES = [
          ("no/such/model", "does not exist"), "--model path does not exist"),
     Case("unknown-pooling", [*ENC, *GOOD, "--pooling", "max"], {}, ("unknown pooling 'max'",), "unknown --pooling"),
     Case("batch-size-zero", [*ENC, *GOOD, "--batch-size", "0"], {}, ("batch_size", ">= 1", "got 0"), "--batch-size 0"),
-    Case("max-length-zero", [*ENC, *GOOD, "--max-length", "0"], {}, ("max_length", "got 0"), "--max-length 0",
-         xfail="lead: encoder/encoder.py Encoder.load: `max_length=max_length if max_length is not None else ...` "
-               "(today `max_length or ...` turns 0 into the folder's default, so --max-length 0 is silently ignored)"),
+    Case("max-length-zero", [*ENC, *GOOD, "--max-length", "0"], {}, ("max_length", "got 0"), "--max-length 0"),
     Case("max-length-too-long", [*ENC, *GOOD, "--max-length", "4096"], {}, ("max_length 4096", "position limit 64"),
          "--max-length beyond the model's positions"),
     Case("output-not-npy", ["encode", "--model", "{model}", *GOOD, "--output", "e.txt"], {},
          ("--output e.txt", "must end in .npy"), "--output without .npy"),
     Case("output-under-a-file", ["encode", "--model", "{model}", *GOOD, "--output", "afile/e.npy"], {},
-         ("--output afile/e.npy", "is a file, not a folder"), "--output inside a path that is a file",
-         xfail="lead: cli.encode should call decone.errors.check_output_file(output) before reading or encoding "
-               "(today it fails only after encoding, with 'afile: File exists' from mkdir)"),
+         ("--output afile/e.npy", "is a file, not a folder"), "--output inside a path that is a file"),
 ]
 
 

@@ -60,11 +60,7 @@ def _cases() -> dict[str, tuple[list[str], int, str | None]]:
 
 
 CASES = _cases()
-XFAIL = {
-    "top-level:missing-command": "lead: cli._print_usage_error prints `error: ` with an empty message for a bare "
-                                 "`decone` (click's NoArgsIsHelpError has no message); print e.g. `error: missing "
-                                 "command; choose one of train, encode, eval, ...` when format_message() is empty",
-}
+XFAIL: dict[str, str] = {}  # cases expected to fail (none)
 
 
 @pytest.fixture(scope="module")

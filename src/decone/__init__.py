@@ -25,7 +25,6 @@ def _is_train_command(argv: list[str]) -> bool:
 if not _is_train_command(_sys.argv):
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from decone.encoder import POOLINGS, Encoder, pool  # noqa: E402
 from decone.errors import DeconeError  # noqa: E402
 
 __version__ = "0.1.0"
@@ -33,9 +32,11 @@ __version__ = "0.1.0"
 __all__ = ["Encoder", "pool", "POOLINGS", "DeconeError", "TrainConfig", "fit", "__version__"]
 
 
-def __getattr__(name):  # lazy: importing the trainer pulls in more than encoding needs
-    if name in ("TrainConfig", "fit"):
-        import importlib
+def __getattr__(name):  # lazy: `decone --help` and usage errors must not wait for torch to import
+    import importlib
 
+    if name in ("TrainConfig", "fit"):
         return getattr(importlib.import_module("decone.train"), name)
+    if name in ("Encoder", "pool", "POOLINGS"):
+        return getattr(importlib.import_module("decone.encoder"), name)
     raise AttributeError(name)

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from decone.errors import DeconeError
+from decone.errors import DeconeError, check_output_file
 
 app = typer.Typer(
     name="decone",
@@ -46,9 +46,15 @@ def _method_help() -> str:
 
 
 def _method_names() -> str:
-    from decone.methods import METHODS
+    """The registry's names without importing it (and torch): each file in decone/methods registers one method,
+    named as the file with - for _ (tests/test_method_registry.py holds the registry to that)."""
+    import importlib.util
+    import pkgutil
 
-    return " | ".join(METHODS)
+    spec = importlib.util.find_spec("decone.methods")
+    names = sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(spec.submodule_search_locations))
+    first = ["simcse", "simcse-sup", "mirror", "mirror-word", "scl"]
+    return " | ".join([n for n in first if n in names] + [n for n in names if n not in first])
 
 
 @app.command(help="Train an encoder with a contrastive METHOD; --set NAME=VALUE sets any setting, a method's own too.")
@@ -156,6 +162,7 @@ def encode(
 
     if not output.endswith(".npy"):
         raise ConfigError(f"--output {output}: must end in .npy")
+    check_output_file(output)
     data = read_dataset(input, "sentences", columns={"text": text_column} if text_column else None, encoding=encoding) \
         if Path(input).suffix.lower() in (".csv", ".tsv", ".jsonl") else _read_lines_for_encode(input, encoding)
     if backend not in ("torch", "onnx", "onnx-int8"):
@@ -229,6 +236,8 @@ def _print_usage_error(exc) -> None:
         if ctx.command.get_help_option(ctx) is not None:
             console.print(f"Try '{ctx.command_path} --help' for help.", soft_wrap=True, markup=False)
     message = " ".join(str(exc.format_message()).split())
+    if not message and ctx is not None and hasattr(ctx.command, "list_commands"):  # a bare group: no command given
+        message = f"missing command; choose one of {', '.join(ctx.command.list_commands(ctx))}"
     console.print(f"error: {message}", soft_wrap=True, markup=False)
 
 

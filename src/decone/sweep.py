@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from decone.errors import ConfigError
+from decone.errors import ConfigError, check_output_dir
 
 METRICS = (
     ("probe_dev_spearman", "STS-B dev Spearman x100"),
@@ -79,6 +79,7 @@ def sweep(
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    check_output_dir(output, overwrite=True)
     out = Path(output)
     base = dict(base or {})
     probe_data = base.pop("eval_data", None)  # the probe, not model selection: every run keeps its last step

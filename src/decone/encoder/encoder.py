@@ -156,7 +156,8 @@ class Encoder(nn.Module):
             raise folder.ModelError(f"{source}: dense layer expects {dense[0].linear.in_features} features, model has {hidden}")
         mode = pooling or settings["pooling"]
         enc = cls(model, tokenizer, pooling=mode, dense=dense, normalize=settings["normalize"],
-                  max_length=max_length or settings["max_length"] or folder.default_max_length(tokenizer, model.config),
+                  max_length=max_length if max_length is not None else
+                  settings["max_length"] or folder.default_max_length(tokenizer, model.config),
                   template=settings.get("template") if mode == "mask" else None)
         enc.source, enc.meta, enc.load_warnings = source, settings.get("meta", {}), settings.get("warnings", [])
         enc.pooling_from_folder = bool(settings.get("pooling_set")) and pooling is None
