@@ -107,7 +107,7 @@ SWEEP_CASES = [
     Case("grid-not-numbers", [*SW, "--grid", "temperature=a,b"], {}, ("--grid temperature", "must be float", "'a'"),
          "--grid values that are not numbers"),
     Case("grid-temperature-nan", [*SW, "--grid", "temperature=nan"], {}, ("--grid temperature", "finite", "'nan'"), "--grid temperature=nan"),
-    Case("grid-temperature-inf", [*SW, "--grid", "temperature=inf"], {}, ("--temperature", "inf"), "--grid temperature=inf"),
+    Case("grid-temperature-inf", [*SW, "--grid", "temperature=inf"], {}, ("--grid temperature", "finite", "'inf'"), "--grid temperature=inf"),
     Case("grid-lr-nan", [*SW, "--grid", "lr=nan"], {}, ("--grid lr", "finite", "'nan'"), "--grid lr=nan"),
     Case("grid-batch-size-one", [*SW, "--grid", "batch_size=1"], {}, ("batch_size", "--grid"),
          "--grid batch_size=1 clashing with --set batch_size"),

@@ -176,7 +176,14 @@ def test_methods_with_their_own_modules_train_alike_on_two_processes_and_one(two
     fit(method_config(method, *fit_inputs, str(tmp_path / "one")))
     two, one = load_file(two_dir / "model.safetensors"), load_file(tmp_path / f"one-{method}" / "model.safetensors")
     assert two.keys() == one.keys()
-    assert max(float((two[k] - one[k]).abs().max()) for k in one) <= 1e-5
+    # the losses of steps 2 and 3 depend on every earlier update: a wrong gather, queue or tower would move them
+    losses = [[json.loads(x)["loss"] for x in (d / "train_log.jsonl").read_text().splitlines() if '"loss"' in x]
+              for d in (two_dir, tmp_path / f"one-{method}")]
+    assert len(losses[0]) == 3 and max(abs(a - b) for a, b in zip(*losses)) <= 2e-4
+    # weights: equal up to float noise, except where AdamW normalises a gradient that is zero up to rounding (an
+    # attention key bias has none: softmax ignores it) into a full-size step of either sign
+    diff = torch.cat([(two[k] - one[k]).abs().flatten() for k in one])
+    assert float((diff <= 1e-5).float().mean()) >= 0.99 and float(diff.max()) <= 3 * 1e-3
     start = load_file(Path(fit_inputs[0]) / "model.safetensors")
     assert max(float((one[k] - start[k]).abs().max()) for k in one if k in start) > 1e-4  # it did train
 

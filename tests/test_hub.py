@@ -46,12 +46,13 @@ def run_cli(args: list[str]) -> tuple[int, str]:
 def test_dry_run_lists_files_without_network_or_token(folder, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    before = sorted((p.relative_to(folder).as_posix(), p.stat().st_mtime_ns) for p in folder.rglob("*"))
     files = push(folder, "me/tiny", dry_run=True)
     assert "model.safetensors" in files and "config.json" in files and "modules.json" in files
     assert "train_log.jsonl" in files and "1_Pooling/config.json" in files
     assert "README.md" in files  # the card that push writes first
     assert not any(f.startswith(("checkpoint/", "runs/", ".")) for f in files)
-    assert not (folder / "README.md").exists()  # a dry run writes nothing
+    assert sorted((p.relative_to(folder).as_posix(), p.stat().st_mtime_ns) for p in folder.rglob("*")) == before  # a dry run writes nothing
     code, text = run_cli(["push", str(folder), "me/tiny", "--dry-run"])
     assert code == 0 and "model.safetensors" in text and "would be uploaded to me/tiny" in text
 
@@ -71,10 +72,11 @@ def test_no_token_is_one_line(folder, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    card = (folder / "README.md").stat().st_mtime_ns  # written at save; push would refresh it
     with pytest.raises(DeconeError) as err:
         push(folder, "me/tiny")
     assert "no token" in str(err.value) and "hf auth login" in str(err.value) and "\n" not in str(err.value)
-    assert not (folder / "README.md").exists()  # nothing written before the checks pass
+    assert (folder / "README.md").stat().st_mtime_ns == card  # nothing written before the checks pass
 
 
 def test_no_network_is_one_line(folder, monkeypatch):

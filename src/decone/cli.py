@@ -20,7 +20,7 @@ from decone.errors import DeconeError, check_output_file
 app = typer.Typer(
     name="decone",
     help="Contrastive learning for sentence and word encoders, evaluation and anisotropy diagnostics.",
-    no_args_is_help=True,
+    no_args_is_help=False,  # a bare `decone` is a usage error: usage line and one `error:` line naming the commands
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -236,7 +236,7 @@ def _print_usage_error(exc) -> None:
         if ctx.command.get_help_option(ctx) is not None:
             console.print(f"Try '{ctx.command_path} --help' for help.", soft_wrap=True, markup=False)
     message = " ".join(str(exc.format_message()).split())
-    if not message and ctx is not None and hasattr(ctx.command, "list_commands"):  # a bare group: no command given
+    if message in ("", "Missing command.") and ctx is not None and hasattr(ctx.command, "list_commands"):
         message = f"missing command; choose one of {', '.join(ctx.command.list_commands(ctx))}"
     console.print(f"error: {message}", soft_wrap=True, markup=False)
 
