@@ -210,7 +210,7 @@ def main() -> None:
     print("per CPU-second peak; adj: real tokens/s / (2 x the dataset's mean tokens per sentence), i.e. sentences/s")
     print("corrected for the lengths of the sentences that the timed steps happened to draw")
     head = f"{'model':>9} {'system':<11} {'wall sentences/s':>28} {'adj':>6} {'cpu sent/s':>10} {'GFLOP/s':>8} " \
-           f"{'%fp32pk':>7} {'%bf16pk':>7} {'GFLOP/cpu-s (%bf16)':>11} {'tokens/step':>11} {'padded/step':>11}"
+           f"{'%fp32pk':>7} {'%' + ref + 'pk':>7} {'GFLOP/cpu-s (%' + ref + ')':>11} {'tokens/step':>11} {'padded/step':>11}"
     print(head)
     print("-" * len(head))
     wall: dict = {}
