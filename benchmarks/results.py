@@ -1,7 +1,7 @@
 """Regenerate RESULTS.md and results/*.png from scratch, using only ../shared and the installed baseline.
 
     python benchmarks/results.py            # the full run (budget: 60 minutes on a 2-core CPU)
-    python benchmarks/results.py --quick    # a smoke run (under 10 minutes): fewer steps, smaller sweep
+    python benchmarks/results.py --quick    # a smoke run (15 minutes on 2 AVX2 cores): fewer steps, smaller sweep
 
 Rows (each: STS 7-task "all" table + average, word-similarity average, average cosine, IsoScore, alignment,
 uniformity, training wall time and sentences/s):
@@ -179,7 +179,7 @@ def evaluate(label: str, path: str, pooling: str | None, work: Path, probe, data
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: under 10 minutes")
+    parser.add_argument("--quick", action="store_true", help="smoke run: about 15 minutes on 2 cores")
     parser.add_argument("--fresh", action="store_true", help="ignore cached pieces in results/work")
     parser.add_argument("--output", default=str(ROOT), help="where RESULTS.md and results/ go [repository root]")
     args = parser.parse_args()
