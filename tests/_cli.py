@@ -135,3 +135,21 @@ def write(path: Path, content) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
     return path
+
+
+def run_cli(args: list[str]) -> tuple[int, str]:
+    """``decone ARGS`` in this process through :func:`decone.cli.main` -> (exit code, stdout + stderr): the real
+    error path (one line, exit 2) without a subprocess."""
+    import contextlib
+    import io
+
+    from decone.cli import main
+
+    out = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code, out.getvalue()

@@ -7,14 +7,13 @@ import json
 import re
 
 import pytest
-import typer
 import yaml
 
 from decone.card import BIBTEX, METHOD_INFO, base_model_id, file_sha256, render_card, update_card, write_card
-from decone.errors import DeconeError, ModelError
-from decone.export_command import register
+from decone.errors import ModelError
 
 from tests.conftest import WORDS
+from tests._cli import run_cli
 
 ALL_METHODS = ("simcse", "simcse-sup", "mirror", "mirror-word", "scl", "esimcse", "promptbert", "ct", "diffcse",
                "sncse", "tsdae", "mntp", "llm2vec")
@@ -29,17 +28,6 @@ def split_card(text: str) -> tuple[dict, str]:
     return meta, body
 
 
-def run_cli(args: list[str]) -> tuple[int, str]:
-    from typer.testing import CliRunner
-
-    app = typer.Typer()
-    register(app)
-    result = CliRunner().invoke(app, args)
-    if isinstance(result.exception, DeconeError):
-        return 2, str(result.exception)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 INFO = {

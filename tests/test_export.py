@@ -17,33 +17,20 @@ pytest.importorskip("onnx", reason="ONNX export needs the export extra: pip inst
 pytest.importorskip("onnxruntime", reason="ONNX export needs the export extra: pip install 'decone[export]' (onnxruntime)")
 pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs the export extra (onnxscript)")
 
-import typer  # noqa: E402
 
 from decone.encoder import Encoder  # noqa: E402
 from decone.errors import ConfigError, DeconeError, ModelError  # noqa: E402
 from decone.export import (  # noqa: E402
     QUANT_ARCHS, cpu_arch, export_onnx, onnx_files, quantized_file_name, resolve_quantize,
 )
-from decone.export_command import register  # noqa: E402
 from decone.onnx_backend import OnnxTransformer, load_encoder, resolve_onnx_file  # noqa: E402
 
 from tests.conftest import WORDS  # noqa: E402
+from tests._cli import run_cli  # noqa: E402
 
 TEXTS = [" ".join(WORDS[(7 * i) % 150: (7 * i) % 150 + 3 + i % 17]) for i in range(60)] + ["hi", "a", "the cat sat."]
 
 
-def run_cli(args: list[str]) -> tuple[int, str]:
-    """The decone CLI's contract: a DeconeError is one line and exit code 2."""
-    from typer.testing import CliRunner
-
-    app = typer.Typer()
-    register(app)
-    result = CliRunner().invoke(app, args)
-    if isinstance(result.exception, DeconeError):
-        return 2, str(result.exception)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

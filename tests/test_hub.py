@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 
 from decone.errors import ConfigError, DeconeError, ModelError
-from decone.export_command import register
 from decone.hub import push, upload_files
+from tests._cli import run_cli
 
 
 @pytest.fixture()
@@ -30,17 +29,6 @@ def folder(tiny_model_dir, tmp_path):
     return out
 
 
-def run_cli(args: list[str]) -> tuple[int, str]:
-    from typer.testing import CliRunner
-
-    app = typer.Typer()
-    register(app)
-    result = CliRunner().invoke(app, args)
-    if isinstance(result.exception, DeconeError):
-        return 2, str(result.exception)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 def test_dry_run_lists_files_without_network_or_token(folder, monkeypatch):

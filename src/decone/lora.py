@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from decone.decoders import causal_config_for_saving
+from decone.errors import ConfigError
 
 #: Targets per model type. Llama-like: every linear of attention and MLP (LLM2Vec's ``initialize_peft``).
 LLAMA_LIKE = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -54,6 +55,16 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         yield
+
+
+def check_settings(r: int | None, alpha: float | None, dropout: float, flag=lambda name: f"--set {name}") -> None:
+    """LoRA's rank, alpha and dropout in range (one-line ConfigError naming the flag ``flag(name)``)."""
+    if r is not None and r < 0:
+        raise ConfigError(f"{flag('lora_r')} must be >= 0 (0: no LoRA), got {r}")
+    if alpha is not None and not alpha > 0:
+        raise ConfigError(f"{flag('lora_alpha')} must be > 0, got {alpha}")
+    if not 0 <= dropout < 1:
+        raise ConfigError(f"{flag('lora_dropout')} must be in [0, 1), got {dropout}")
 
 
 def is_lora(model: nn.Module) -> bool:

@@ -32,6 +32,7 @@ class Encoder(nn.Module):
         self.max_length = int(max_length)
         self.dense = nn.ModuleList(dense)
         self.normalize = normalize
+        self.is_decoder = decoders.is_decoder_config(model.config)  # once: forward asks on every batch
         self.check_max_length(self.max_length)
 
     @property
@@ -41,10 +42,6 @@ class Encoder(nn.Module):
     @pooling.setter
     def pooling(self, mode: str) -> None:
         self.pooling_module = Pooling(mode, self.pooling_module.template if mode == "mask" else None)
-
-    @property
-    def is_decoder(self) -> bool:
-        return decoders.is_decoder_config(self.model.config)
 
     @property
     def dim(self) -> int:
@@ -150,10 +147,7 @@ class Encoder(nn.Module):
             raise ConfigError(f"backend {backend!r}: choose torch or onnx")
         source = str(name_or_path)
         model, tokenizer, settings, base = folder.load_parts(source, allow_pickle, trust_remote_code)
-        dense = folder.load_dense(Path(base), settings["dense"])
-        hidden = int(model.config.hidden_size)
-        if dense and dense[0].linear.in_features != hidden:
-            raise folder.ModelError(f"{source}: dense layer expects {dense[0].linear.in_features} features, model has {hidden}")
+        dense = folder.load_dense(Path(base), settings["dense"], int(model.config.hidden_size), source)
         mode = pooling or settings["pooling"]
         enc = cls(model, tokenizer, pooling=mode, dense=dense, normalize=settings["normalize"],
                   max_length=max_length if max_length is not None else

@@ -280,8 +280,10 @@ def write_folder(encoder, folder: Path, meta: dict) -> list[str]:
     return warnings
 
 
-def load_dense(base: Path, specs: list[dict]) -> list[Dense]:
-    """The dense layers a folder lists, with their weights (safetensors)."""
+def load_dense(base: Path, specs: list[dict], hidden: int, source: str) -> list[Dense]:
+    """The dense layers a folder lists, with their weights (safetensors); the first must take the model's width."""
+    if specs and specs[0]["in_features"] != hidden:
+        raise ModelError(f"{source}: dense layer expects {specs[0]['in_features']} features, model has {hidden}")
     layers = []
     for spec in specs:
         layer = Dense(spec["in_features"], spec["out_features"], spec["activation"], spec.get("bias", True))

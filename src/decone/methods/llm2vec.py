@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from decone import augment
 from decone.lora import attach
+from decone.lora import check_settings as check_lora_settings
 from decone.decoders import enable_bidirectional, ensure_pad_token, is_decoder_config, set_attention_dropout
 from decone.errors import ConfigError
 from decone.methods import Method, register
@@ -35,12 +36,7 @@ class LLM2VecOptions:
     def validate(self) -> None:
         if not 0 <= self.attention_dropout < 1:
             raise ConfigError(f"--set attention_dropout must be in [0, 1), got {self.attention_dropout}")
-        if self.lora_r < 0:
-            raise ConfigError(f"--set lora_r must be >= 0 (0: no LoRA), got {self.lora_r}")
-        if not self.lora_alpha > 0:
-            raise ConfigError(f"--set lora_alpha must be > 0, got {self.lora_alpha}")
-        if not 0 <= self.lora_dropout < 1:
-            raise ConfigError(f"--set lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        check_lora_settings(self.lora_r, self.lora_alpha, self.lora_dropout)
 
 
 class DecoderInfoNCE(InfoNCE):

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from decone import augment
 from decone.lora import attach, is_lora
+from decone.lora import check_settings as check_lora_settings
 from decone.decoders import bidirectional, enable_bidirectional, ensure_pad_token, is_decoder_config, load_lm_head
 from decone.errors import ConfigError
 from decone.methods import Method, register
@@ -52,12 +53,7 @@ class MNTPOptions:
             raise ConfigError(f"--set mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if not 0 <= self.replace_ratio <= 1:
             raise ConfigError(f"--set replace_ratio must be in [0, 1], got {self.replace_ratio}")
-        if self.lora_r < 0:
-            raise ConfigError(f"--set lora_r must be >= 0 (0: no LoRA), got {self.lora_r}")
-        if not self.lora_alpha > 0:
-            raise ConfigError(f"--set lora_alpha must be > 0, got {self.lora_alpha}")
-        if not 0 <= self.lora_dropout < 1:
-            raise ConfigError(f"--set lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        check_lora_settings(self.lora_r, self.lora_alpha, self.lora_dropout)
 
 
 def choose_masked(input_ids: Tensor, attention_mask: Tensor, ratio: float, special_ids: set[int] | None = None,

@@ -15,6 +15,7 @@ from typing import Any
 
 from decone.encoder import POOLINGS
 from decone.errors import ConfigError
+from decone.lora import check_settings as check_lora_settings
 from decone.methods import HEADS, get_method
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -124,9 +125,7 @@ class TrainConfig:
         _check(self.mask_span is None or self.mask_span >= 0, "mask_span", ">= 0", self.mask_span)
         if self.attention not in (None, "causal", "bidirectional"):
             raise ConfigError(f"--attention must be causal or bidirectional, got {self.attention!r}")
-        _check(self.lora_r is None or self.lora_r >= 0, "lora_r", ">= 0 (0: no LoRA)", self.lora_r)
-        _check(self.lora_alpha is None or self.lora_alpha > 0, "lora_alpha", "> 0", self.lora_alpha)
-        _check(0 <= self.lora_dropout < 1, "lora_dropout", "in [0, 1)", self.lora_dropout)
+        check_lora_settings(self.lora_r, self.lora_alpha, self.lora_dropout, flag=lambda name: f"--{_flag(name)}")
         _check(self.mini_batch_size >= 0, "mini_batch_size", ">= 0", self.mini_batch_size)
         _check(self.diagnose_every >= 0, "diagnose_every", ">= 0", self.diagnose_every)
         for name in ("eval_every", "save_every", "log_every"):

@@ -203,7 +203,7 @@ class Trainer:
             self.dist.all_reduce_grads(model)
             loss = self.dist.mean_scalar(loss)  # the global batch's loss
         if cfg.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)  # frozen modules have no grad
         self.optimizer.step()
         self.scheduler.step()
         self.kept_grad.zero_grad(self.optimizer)
