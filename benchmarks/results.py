@@ -1,6 +1,6 @@
 """Regenerate RESULTS.md and results/*.png from scratch, using only ../shared and the installed baseline.
 
-    python benchmarks/results.py            # the full run (budget: 60 minutes on a 2-core CPU)
+    python benchmarks/results.py            # the full run (budget: about 2 hours on a 2-core CPU)
     python benchmarks/results.py --quick    # a smoke run (15 minutes on 2 AVX2 cores): fewer steps, smaller sweep
 
 Rows (each: STS 7-task "all" table + average, word-similarity average, average cosine, IsoScore, alignment,
@@ -10,9 +10,10 @@ uniformity, training wall time and sentences/s):
   on corpus sentences; decone ``mirror`` on the Mirror-BERT 10k sentences; decone ``simcse-sup`` on SNLI triples;
   sentence-transformers' SimCSE recipe (MultipleNegativesRankingLoss over [s, s]) with the same data, batch, steps
   and learning rate: the peer.
-* decone ``esimcse``, ``promptbert``, ``ct``, ``diffcse``, ``sncse`` and ``tsdae`` on the same corpus, steps, batch
-  (64) and learning rate as the ``simcse`` row: the successors head to head.
 * all-MiniLM-L6-v2 as shipped and after ``mirror``.
+* Head to head (:func:`head_to_head`): ``simcse``, ``mirror``, ``esimcse``, ``promptbert``, ``ct``, ``diffcse``,
+  ``sncse`` and ``tsdae`` on the same corpus sentences, steps, batch and seeds, on raw-mini and on all-MiniLM-L6-v2,
+  mean ± std over 3 seeds with a paired verdict against ``simcse``.
 
 Plus the papers' BERT-base rows (quoted, not run), a ``decone sweep`` of simcse on raw-mini, the SCL few-shot table
 and the learning-dynamics plot of the simcse run. Finished pieces are cached in results/work/, so an interrupted run
@@ -41,7 +42,9 @@ PAPERS = [  # quoted from the papers: BERT-base on GPUs, NOT run here
     ("Mirror-BERT, BERT-base (Liu et al. 2021)", None, "≈74.5–75.4"),
     ("BERT-base first-last avg (Gao et al. 2021, Table 5)", [39.70, 59.38, 49.67, 66.03, 66.19, 53.87, 62.06], 56.70),
 ]
-SUCCESSORS = ("esimcse", "promptbert", "ct", "diffcse", "sncse", "tsdae")  # each trained like the simcse row
+SUCCESSORS = ("esimcse", "promptbert", "ct", "diffcse", "sncse", "tsdae")
+HEAD_TO_HEAD = ("simcse", "mirror", *SUCCESSORS)  # every unsupervised sentence method, same data, steps, batch and seeds
+OWN_POOLING = {"promptbert": "mask", "tsdae": "cls_before_pooler"}  # methods defined by their pooling keep it
 STS_COLUMNS = ["STS12", "STS13", "STS14", "STS15", "STS16", "STS-B", "SICK-R"]
 
 
@@ -51,11 +54,13 @@ def budget(quick: bool) -> dict:
         return dict(simcse_steps=30, corpus_sentences=2_000, mirror_steps=10, sup_steps=15, minilm_mirror_steps=5,
                     sweep_steps=15, sweep_grid=["temperature=0.05,0.5", "pooling=cls_before_pooler,mean"],
                     fewshot=["--shots", "20", "--seeds", "2", "--noise", "0", "--epochs", "2", "--test-size", "300"],
-                    diagnose_every=10, probe_pairs=300, sts_tasks=["STSBenchmark", "SICKRelatedness"])
+                    diagnose_every=10, probe_pairs=300, sts_tasks=["STSBenchmark", "SICKRelatedness"],
+                h2h_steps=10, h2h_minilm_steps=3, h2h_seeds=[42, 43])
     return dict(simcse_steps=400, corpus_sentences=25_600, mirror_steps=50, sup_steps=92, minilm_mirror_steps=50,
                 sweep_steps=100, sweep_grid=["temperature=0.01,0.05,0.1,0.5", "pooling=cls_before_pooler,mean,first_last_avg"],
                 fewshot=["--shots", "20,100", "--seeds", "5", "--noise", "0,0.2", "--epochs", "8", "--lr", "2e-4"],
-                diagnose_every=50, probe_pairs=1000, sts_tasks=None)
+                diagnose_every=50, probe_pairs=1000, sts_tasks=None,
+                h2h_steps=100, h2h_minilm_steps=20, h2h_seeds=[42, 43, 44])
 
 
 def log(msg: str) -> None:
@@ -217,12 +222,6 @@ def main() -> None:
         "simcse-sup": train_decone("simcse-sup", work, method="simcse-sup", data=str(shared / "data/nli"),
                                    max_steps=b["sup_steps"], **small),
         "peer": train_peer("peer", work, raw, corpus, b["simcse_steps"], lr=1e-4),
-        # the successors head to head with simcse: same corpus, steps, batch, lr and seed (pooling: the method's own
-        # where the method is defined by it, PromptBERT's [MASK] and TSDAE's [CLS]; mean otherwise, as simcse here)
-        **{m: train_decone(m, work, method=m, data=str(corpus), max_steps=b["simcse_steps"],
-                           **{**small, **({"pooling": None} if m in ("promptbert", "tsdae") else {}),
-                              **({"batch_size": 64} if m in ("promptbert", "sncse", "tsdae") else {})})
-           for m in SUCCESSORS},
         "minilm-mirror": train_decone("minilm-mirror", work, method="mirror", model=minilm, data=str(sents10k),
                                       max_steps=b["minilm_mirror_steps"], seed=42),
     }
@@ -254,7 +253,6 @@ def main() -> None:
         ("raw-mini + decone mirror", trained["mirror"]["path"], None, "mirror"),
         ("raw-mini + decone simcse-sup", trained["simcse-sup"]["path"], None, "simcse-sup"),
         ("raw-mini + sentence-transformers MNRL [s, s] (peer)", trained["peer"]["path"], None, "peer"),
-        *[(f"raw-mini + decone {m}", trained[m]["path"], None, m) for m in SUCCESSORS],
         ("all-MiniLM-L6-v2 as shipped", minilm, None, None),
         ("all-MiniLM-L6-v2 + decone mirror", trained["minilm-mirror"]["path"], None, "minilm-mirror"),
     ]:
@@ -262,6 +260,8 @@ def main() -> None:
         if train_key:
             row["train"] = trained[train_key]
         rows.append(row)
+
+    h2h = head_to_head(work, b, raw, minilm, corpus, probe, eval_data)
 
     log("sweep: simcse on raw-mini")
     sweep_dir = work / "sweep"
@@ -288,8 +288,94 @@ def main() -> None:
     spent_log.write_text(json.dumps(spent))
     total = sum(spent)
     write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_dir, fewshot_dir,
-                   args.quick, len(spent))
+                   args.quick, len(spent), h2h)
     log(f"done in {total / 60:.1f} min")
+
+
+def head_to_head(work: Path, b: dict, raw: str, minilm: str, corpus: Path, probe, eval_data: dict) -> dict:
+    """Every method in HEAD_TO_HEAD on the same corpus sentences, steps, batch (64), max length (32), learning rate
+    and seeds, on raw-mini and (fewer steps, it starts sentence-tuned) on all-MiniLM-L6-v2.
+
+    -> {table: {method: [row per seed]}}, each row an :func:`evaluate` record with its training record under "train".
+    Pooling is mean, except for the methods defined by theirs (PromptBERT's [MASK], TSDAE's [CLS]). DiffCSE on
+    MiniLM takes raw-mini's MLM head as its generator: MiniLM ships none, and both use the bert-base-uncased vocabulary.
+    """
+    tables = {}
+    for table, model, steps, lr in [("raw-mini", raw, b["h2h_steps"], 1e-4),
+                                    ("all-MiniLM-L6-v2", minilm, b["h2h_minilm_steps"], 2e-5)]:
+        tables[table] = {}
+        for method in HEAD_TO_HEAD:
+            for seed in b["h2h_seeds"]:
+                name = f"h2h-{'minilm' if model == minilm else 'raw'}-{method}-seed{seed}"
+                pooling = None if method == "promptbert" else OWN_POOLING.get(method, "mean")
+                options = {"generator": raw} if method == "diffcse" and model == minilm else {}
+                info = train_decone(name, work, method=method, model=model, data=str(corpus), max_steps=steps,
+                                    batch_size=64, max_length=32, lr=lr, pooling=pooling, bf16=None, seed=seed,
+                                    options=options)
+                row = evaluate(name, info["path"], None, work, probe, eval_data)
+                row["train"] = info
+                tables[table].setdefault(method, []).append(row)
+    return tables
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    import statistics
+
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def head_to_head_markdown(tables: dict, b: dict, baselines: dict) -> list[str]:
+    """The head-to-head tables, with each method's paired STS difference to simcse (same seed) and a plain verdict.
+
+    A difference counts as outside the seed spread only when all seeds agree on its sign AND its mean exceeds the
+    larger of the two methods' seed standard deviations; otherwise it is reported as inside the spread.
+    """
+    seeds = b["h2h_seeds"]
+    lines = ["## Head to head: every unsupervised method on the same budget", "",
+             f"Each method trained on the same {b['corpus_sentences']:,} corpus sentences (as the simcse row above), "
+             f"batch 64, max length 32, the same learning rate, seeds {', '.join(map(str, seeds))}: "
+             f"{b['h2h_steps']} steps on raw-mini (lr 1e-4) and {b['h2h_minilm_steps']} on all-MiniLM-L6-v2 (lr 2e-5; it "
+             "starts sentence-tuned). Other settings are each method's paper defaults (temperature, head, its own "
+             "options). Pooling is mean, except PromptBERT ([MASK] under its template) and TSDAE ([CLS]). DiffCSE on "
+             "MiniLM uses raw-mini's MLM head as its generator (same vocabulary; MiniLM ships none). Mean ± std over "
+             "seeds; Δ is the paired difference to simcse at the same seed, with the number of seeds it wins. A "
+             "difference is called **outside the seed spread** only when every seed agrees on its sign and its mean "
+             "exceeds both methods' seed std; otherwise **inside**.", ""]
+    for table, by_method in tables.items():
+        base = baselines.get(table, [])
+        lines += [f"### {table}", "", "| method | pooling | STS avg | Δ vs simcse (wins) | verdict | words avg | avg cos | "
+                  "IsoScore | train s |", "|---|---|---|---|---|---|---|---|---|"]
+        for label, row in base:
+            lines.append(f"| {label} (no training) | — | {fmt(row['sts_avg'])} | | | {fmt(row['words_avg'])} | "
+                         f"{fmt(row['avg_cosine'], 3)} | {fmt(row['isoscore'], 3)} | — |")
+        ref = [r["sts_avg"] for r in by_method.get("simcse", [])]
+        verdicts = []
+        for method, runs in by_method.items():
+            sts_m, sts_s = _mean_std([r["sts_avg"] for r in runs])
+            w_m, w_s = _mean_std([r["words_avg"] for r in runs])
+            cos_m, _ = _mean_std([r["avg_cosine"] for r in runs])
+            iso_m, _ = _mean_std([r["isoscore"] for r in runs])
+            t_m, _ = _mean_std([r["train"]["wall_s"] for r in runs])
+            pooling = {"promptbert": "[MASK]", "tsdae": "[CLS]"}.get(method, "mean")
+            delta = verdict = ""
+            if method != "simcse" and len(ref) == len(runs):
+                diffs = [r["sts_avg"] - x for r, x in zip(runs, ref)]
+                d_m, d_s = _mean_std(diffs)
+                wins = sum(d > 0 for d in diffs)
+                outside = (all(d > 0 for d in diffs) or all(d < 0 for d in diffs)) and abs(d_m) > max(sts_s, _mean_std(ref)[1])
+                delta = f"{d_m:+.2f} ± {d_s:.2f} ({wins}/{len(diffs)})"
+                verdict = ("**better**" if d_m > 0 else "**worse**") if outside else "inside the spread"
+                verdicts.append((method, d_m, outside))
+            lines.append(f"| {method} | {pooling} | **{sts_m:.2f} ± {sts_s:.2f}** | {delta} | {verdict} | "
+                         f"{w_m:.2f} ± {w_s:.2f} | {cos_m:.3f} | {iso_m:.3f} | {t_m:.0f} |")
+        better = [m for m, d, o in verdicts if o and d > 0]
+        worse = [m for m, d, o in verdicts if o and d < 0]
+        inside = [m for m, d, o in verdicts if not o]
+        lines += ["", f"On {table}: " + "; ".join(x for x in [
+            f"better than simcse beyond the seed spread: {', '.join(better)}" if better else "no method beats simcse beyond the seed spread",
+            f"worse beyond it: {', '.join(worse)}" if worse else "",
+            f"inside the spread (no claim either way): {', '.join(inside)}" if inside else ""] if x) + ".", ""]
+    return lines
 
 
 def plot_rows(rows: list[dict], path: Path) -> None:
@@ -327,7 +413,7 @@ def fmt(x, d=2) -> str:
 
 
 def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_dir: Path, fewshot_dir: Path, quick: bool,
-                   invocations: int = 1) -> None:
+                   invocations: int = 1, h2h: dict | None = None) -> None:
     import torch
 
     from decone.encoder import has_bf16_cpu
@@ -405,7 +491,13 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
                      + ("a small gain on sentences" if ds > 0.3 else "no meaningful change on sentences")
                      + (", and a loss on words." if dw < -0.3 else ", none on words." if dw <= 0.3 else ", and a gain on words."))
     r = "results/quick" if quick else "results"
-    lines += ["", f"![STS vs anisotropy]({r}/sts_vs_anisotropy.png)", "",
+    lines += ["", f"![STS vs anisotropy]({r}/sts_vs_anisotropy.png)", ""]
+    if h2h:
+        baselines = {"raw-mini": [(k, by[k]) for k in ("raw-mini mean", "raw-mini [CLS] (cls_before_pooler)") if k in by],
+                     "all-MiniLM-L6-v2": [(k, by[k]) for k in ("all-MiniLM-L6-v2 as shipped",) if k in by]}
+        lines += head_to_head_markdown(h2h, b, baselines)
+    lines += [
+              "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
               "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
               "## Sweep: simcse on raw-mini", ""]
     if (sweep_dir / "sweep.md").exists():

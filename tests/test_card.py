@@ -16,7 +16,7 @@ from tests.conftest import WORDS
 from tests._cli import run_cli
 
 ALL_METHODS = ("simcse", "simcse-sup", "mirror", "mirror-word", "scl", "esimcse", "promptbert", "ct", "diffcse",
-               "sncse", "tsdae", "mntp", "llm2vec")
+               "sncse", "tsdae", "mntp", "llm2vec-simcse", "llm2vec")
 
 
 def split_card(text: str) -> tuple[dict, str]:

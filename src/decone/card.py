@@ -119,7 +119,7 @@ _LLM2VEC = """@inproceedings{behnamghader2024llm2vec,
 BIBTEX: dict[str, str] = {
     "simcse": _SIMCSE, "simcse-sup": _SIMCSE, "mirror": _MIRROR, "mirror-word": _MIRROR, "scl": _SCL,
     "esimcse": _ESIMCSE, "promptbert": _PROMPTBERT, "ct": _CT, "diffcse": _DIFFCSE, "sncse": _SNCSE,
-    "tsdae": _TSDAE, "mntp": _LLM2VEC, "llm2vec": _LLM2VEC,
+    "tsdae": _TSDAE, "mntp": _LLM2VEC, "llm2vec-simcse": _LLM2VEC, "llm2vec": _LLM2VEC,
 }
 
 #: method name -> (paper in one line, the loss it optimises: a card tag ``loss:<name>``)
@@ -136,6 +136,7 @@ METHOD_INFO: dict[str, tuple[str, str]] = {
     "sncse": ("Wang et al. 2022, SNCSE (negated soft negatives, bidirectional margin loss)", "InfoNCE"),
     "tsdae": ("Wang et al. 2021, TSDAE (denoising auto-encoder)", "DenoisingAutoEncoder"),
     "mntp": ("BehnamGhader et al. 2024, LLM2Vec step 2: masked next-token prediction", "MNTP"),
+    "llm2vec-simcse": ("BehnamGhader et al. 2024, LLM2Vec step 3: SimCSE on a bidirectional decoder", "InfoNCE"),
     "llm2vec": ("BehnamGhader et al. 2024, LLM2Vec (bidirectional attention + MNTP + SimCSE)", "InfoNCE"),
 }
 
@@ -328,6 +329,10 @@ def render_card(info: dict, eval_results: dict | None = None, citation: str | No
 
     out.append("## Method\n")
     out.append(f"- Method: `{method}`, {paper}")
+    if info.get("stages"):
+        out.append("- Stages, each trained on the previous one's output: " + "; ".join(
+            f"{i}. `{s.get('method')}` ({s.get('steps')} steps, {s.get('wall_time_s')} s)"
+            for i, s in enumerate(info["stages"], 1)))
     if citation:
         out.append(f"- Paper: {citation}")
     local_model = config.get("model") or "-"

@@ -151,13 +151,13 @@ def test_one_step_lowers_the_mntp_loss(tmp_path, family, lora_r):
     assert after < before - 1e-3, (before, after)
 
 
-# ---------------------------------------------------------------------------------------------- llm2vec (SimCSE step)
-def test_llm2vec_registered_and_readies_the_decoder():
+# ------------------------------------------------------------------------------------- llm2vec-simcse (SimCSE step)
+def test_llm2vec_simcse_registered_and_readies_the_decoder():
     """LLM2Vec's SimCSE step: LoRA, bidirectional, attention dropout 0.3 so the two dropout views differ."""
     from decone.encoder.pooling import masked_mean
-    from decone.methods.llm2vec import DecoderInfoNCE, LLM2VecOptions
+    from decone.methods.llm2vec_simcse import DecoderInfoNCE, LLM2VecOptions
 
-    method = get_method("llm2vec")
+    method = get_method("llm2vec-simcse")
     assert method.defaults["temperature"] == 0.05 and method.defaults["batch_size"] == 128
     assert method.options().attention_dropout == 0.3
     hf, tok = tiny_decoder("llama"), tiny_tokenizer()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -36,17 +37,27 @@ class Method:
             instance is ``config.method_options``.
         sampler: optional ``sampler(dataset, batch_size, seed, epoch) -> list[index array]`` replacing the default
             length-grouped random batches (e.g. to guarantee positives per class for SupCon).
+        stages: for a method that is a sequence of other methods (LLM2Vec: ``mntp`` then ``llm2vec-simcse``), their
+            names; each stage trains on the previous stage's output (:mod:`decone.train.stages`). Such a method has
+            no views, objective or options of its own.
     """
 
     name: str
     summary: str
     citation: str
     data: str
-    views: Callable[[Any, Any], ViewFn]
-    objective: Callable[[Any], Objective]
+    views: Callable[[Any, Any], ViewFn] | None = None
+    objective: Callable[[Any], Objective] | None = None
     defaults: dict = field(default_factory=dict)
     options: type | None = None
     sampler: Callable[..., list] | None = None
+    stages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if bool(self.stages) == (self.views is not None and self.objective is not None):
+            raise ValueError(f"method {self.name!r}: give either views and objective, or stages")
+        if self.stages and (self.options is not None or self.defaults):
+            raise ValueError(f"method {self.name!r}: a staged method takes its settings from its stages")
 
 
 METHODS: dict[str, Method] = {}
@@ -57,6 +68,17 @@ def register(method: Method) -> Method:
         raise ValueError(f"method {method.name!r} is registered twice")
     METHODS[method.name] = method
     return method
+
+
+def option_types(name: str) -> dict[str, Any]:
+    """Name -> type hint of a method's own settings; for a staged method, of every stage's (the union)."""
+    method = get_method(name)
+    if method.stages:
+        hints: dict[str, Any] = {}
+        for stage in method.stages:
+            hints.update(option_types(stage))
+        return hints
+    return typing.get_type_hints(method.options) if method.options is not None else {}
 
 
 def get_method(name: str) -> Method:
@@ -78,6 +100,8 @@ def method_table() -> str:
         d = m.defaults
         own = ", ".join(f"{k} {v!r}" if isinstance(v, str) else f"{k} {v}" for k, v in asdict(m.options()).items()) \
             if m.options else ""
+        if m.stages:
+            own = "stages: " + " → ".join(f"`{s}`" for s in m.stages) + " (each stage's defaults and settings)"
         paper = m.citation.split(", ")[-1]
         rows.append(f"| `{m.name}` | {m.data} | {d.get('pooling', '')} | {d.get('head', '')} | {d.get('temperature', '–')} "
                     f"| {d.get('lr', '')} | {d.get('batch_size', '')} | {d.get('max_length', '')} | {own} | {paper} |")

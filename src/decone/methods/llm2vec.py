@@ -1,75 +1,20 @@
-"""LLM2Vec's third step: unsupervised SimCSE on a decoder with bidirectional attention (BehnamGhader et al. 2024).
+"""LLM2Vec (BehnamGhader et al. 2024, arXiv:2404.05961): a decoder turned into an encoder in two trained stages.
 
-The decoder (after ``decone train mntp``, whose saved folder has the MNTP adapter merged in) reads with every token
-attending to every other, sentences are mean-pooled, and two dropout views of each sentence are pulled together
-against in-batch negatives at T = 0.05 (LLM2Vec's ``loss_scale`` 20). LoRA r 16 trains a fresh adapter. Decoders of
-the Llama family have no dropout but an attention-probability dropout that defaults to 0, so without it the two views
-would be identical: LLM2Vec sets it to 0.3 (``simcse_dropout``), and so does this method. LLM2Vec's values: learning
-rate 3e-5, batch 128, 1000 steps, 128 tokens, on Wiki1M (SimCSE's 10^6 Wikipedia sentences).
+Stage 1, ``mntp``: bidirectional attention and masked next-token prediction (LoRA r 16, 1000 steps of batch 32).
+Stage 2, ``llm2vec-simcse``: on the merged MNTP model, unsupervised SimCSE with attention dropout 0.3 and mean
+pooling (a fresh LoRA r 16, 1000 steps of batch 128). Each stage keeps its own paper defaults; a general flag given
+on the command line (``--max-steps``, ``--lr``, ``--lora-r``, ...) applies to both, and ``--set NAME=VALUE`` goes to
+the stages that have that setting. The stages run through :mod:`decone.train.stages`: stage 1 writes
+``OUTPUT.stages/1-mntp``, the last stage writes ``OUTPUT``, and ``--resume`` continues from where a run stopped.
 """
 
-from __future__ import annotations
-
-import sys
-from dataclasses import dataclass
-
-from decone import augment
-from decone.lora import attach
-from decone.lora import check_settings as check_lora_settings
-from decone.decoders import enable_bidirectional, ensure_pad_token, is_decoder_config, set_attention_dropout
-from decone.errors import ConfigError
 from decone.methods import Method, register
-from decone.objectives import InfoNCE
-
-
-@dataclass
-class LLM2VecOptions:
-    """The decoder-side settings of LLM2Vec's SimCSE step (``--set NAME=VALUE``)."""
-
-    attention_dropout: float = 0.3  #: LLM2Vec's simcse_dropout: the only dropout a Llama-family decoder has
-    bidirectional: bool = True
-    lora_r: int = 16  #: 0 trains every weight
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.05
-    lora_targets: str = ""  #: comma-separated module names; "" = the family's default (decone.lora)
-
-    def validate(self) -> None:
-        if not 0 <= self.attention_dropout < 1:
-            raise ConfigError(f"--set attention_dropout must be in [0, 1), got {self.attention_dropout}")
-        check_lora_settings(self.lora_r, self.lora_alpha, self.lora_dropout)
-
-
-class DecoderInfoNCE(InfoNCE):
-    """InfoNCE whose ``setup`` readies a decoder: eos padding, attention dropout, LoRA, bidirectional attention."""
-
-    def __init__(self, temperature: float = 0.05, options: LLM2VecOptions | None = None):
-        super().__init__(temperature)
-        self.options = options or LLM2VecOptions()
-
-    def setup(self, model, data=None) -> None:
-        encoder, opts = model.encoder, self.options
-        if not is_decoder_config(encoder.model.config):
-            raise ConfigError(f"llm2vec: {encoder.model.config.model_type!r} is not a decoder (use simcse for encoders)")
-        notes = [ensure_pad_token(encoder.tokenizer, encoder.model.config)]
-        set_attention_dropout(encoder.model, opts.attention_dropout)
-        notes.append(attach(encoder, opts.lora_r, opts.lora_alpha, opts.lora_targets or None, opts.lora_dropout))
-        if opts.bidirectional:
-            enable_bidirectional(encoder.model)
-        for note in notes:
-            if note:
-                print(f"note: {note}", file=sys.stderr)
-
 
 register(Method(
     name="llm2vec",
-    summary="LLM2Vec step 3 for decoders: bidirectional attention, mean pooling, SimCSE with attention dropout 0.3 "
-            "(LoRA r 16); run it on an mntp output.",
+    summary="LLM2Vec for decoders: mntp, then llm2vec-simcse on its output, as resumable stages.",
     citation="BehnamGhader, Adlakha, Mosbach, Bahdanau, Chapados and Reddy 2024, LLM2Vec: Large Language Models Are "
              "Secretly Powerful Text Encoders (COLM), arXiv:2404.05961",
     data="sentences",
-    views=lambda config, tokenizer: augment.dropout_views(2),
-    objective=lambda config: DecoderInfoNCE(config.temperature, config.method_options),
-    defaults=dict(pooling="mean", head="none", temperature=0.05, lr=3e-5, batch_size=128, max_steps=1000,
-                  max_length=128, epochs=1),
-    options=LLM2VecOptions,
+    stages=("mntp", "llm2vec-simcse"),
 ))

@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import types
 import typing
+from pathlib import Path
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from decone.encoder import POOLINGS
 from decone.errors import ConfigError
 from decone.lora import check_settings as check_lora_settings
-from decone.methods import HEADS, get_method
+from decone.methods import HEADS, get_method, option_types
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -80,9 +81,36 @@ class TrainConfig:
         kind = get_method(self.method).options
         return None if kind is None else kind(**self.options)
 
-    def resolved(self) -> "TrainConfig":
-        """A copy with the method's defaults filled in and every value checked."""
+    def stage_configs(self) -> list["TrainConfig"]:
+        """A staged method's stages as configs: stage i reads stage i-1's output; the last writes ``output``, the
+        others ``OUTPUT.stages/<i>-<method>``. General settings given here apply to every stage (``None`` keeps each
+        stage's own default); each ``--set`` option goes to the stages that have it."""
+        from dataclasses import replace
+
         method = get_method(self.method)
+        final = Path(self.output)
+        configs, model = [], self.model
+        for i, name in enumerate(method.stages, 1):
+            out = final if i == len(method.stages) else stages_folder(final) / f"{i}-{name}"
+            own = option_types(name)
+            configs.append(replace(self, method=name, model=model, output=str(out),
+                                   options={k: v for k, v in self.options.items() if k in own}))
+            model = str(out)
+        return configs
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the method's defaults filled in and every value checked (for a staged method: every
+        stage's settings are checked, and the copy is returned as given)."""
+        method = get_method(self.method)
+        if method.stages:
+            unknown = sorted(set(self.options) - set(option_types(self.method)))
+            if unknown:
+                raise ConfigError(f"--set {unknown[0]}: not a setting of any stage of {self.method}")
+            for stage in self.stage_configs():
+                stage.resolved()
+            cfg = TrainConfig(**asdict(self))
+            cfg.validate()
+            return cfg
         values = asdict(self)
         for key, value in method.defaults.items():
             if values.get(key) is None:
@@ -175,21 +203,24 @@ def parse_value(kind: Any, raw: str, where: str) -> Any:
     raise ConfigError(f"{where}: this setting cannot be given as text")
 
 
+def stages_folder(output: str | Path) -> Path:
+    """Where a staged method keeps its intermediate stages: ``OUTPUT.stages`` beside ``OUTPUT``."""
+    output = Path(output)
+    return output.with_name(output.name + ".stages")
+
+
 def setting_types(method: str | None = None) -> dict[str, Any]:
     """Name -> type hint of every TrainConfig field, and of the method's options when ``method`` is given."""
     hints = {k: v for k, v in typing.get_type_hints(TrainConfig).items() if k != "options"}
     if method is not None:
-        kind = get_method(method).options
-        if kind is not None:
-            hints.update({k: v for k, v in typing.get_type_hints(kind).items()})
+        hints.update(option_types(method))
     return hints
 
 
 def parse_settings(pairs: list[str], method: str, flag: str = "--set") -> dict:
     """``["bf16=false", "momentum=0.99"]`` -> ``{"bf16": False, "options": {"momentum": 0.99}}``."""
     hints = setting_types(method)
-    kind = get_method(method).options
-    option_names = set(typing.get_type_hints(kind)) if kind is not None else set()  # a method's own names first
+    option_names = set(option_types(method))  # a method's own names first
     out: dict = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -55,12 +55,17 @@ class Interrupted(DeconeError):
 
 
 def fit(config: TrainConfig, callbacks: Sequence = (), data: Dataset | None = None, console=None) -> dict:
-    """Train ``config.method`` and save the encoder to ``config.output``. Returns the training summary.
+    """Train ``config.method`` and save the encoder to ``config.output``. Returns the training summary. A method in
+    stages (``llm2vec``) runs each stage in turn (:mod:`decone.train.stages`).
 
     Raises:
         DeconeError: bad config, data or model (nothing is written in that case).
         Interrupted: Ctrl-C; a checkpoint was saved first.
     """
+    from decone.train import stages  # stages imports the trainer
+
+    if stages.is_staged(config):
+        return stages.run_stages(config, callbacks, data, console)
     return Trainer(config, callbacks, data, console).run()
 
 
