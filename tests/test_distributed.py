@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,8 @@ def _worker(rank: int, world: int, port: int, model_dir: str, out_dir: str, fit_
     fit(fit_config(*fit_args))
     for method in OWN_MODULE_METHODS:  # objectives with their own modules: a momentum queue, a prompt, a second tower
         fit(method_config(method, *fit_args))
+    if LORA:
+        fit(lora_config(*fit_args, mini_batch_size=2))  # LoRA adapters under DDP, with GradCache
     destroy(ctx=ctx)  # barrier, then leave the group (as fit does when it created the group)
 
 
@@ -186,6 +190,43 @@ def test_methods_with_their_own_modules_train_alike_on_two_processes_and_one(two
     assert float((diff <= 1e-5).float().mean()) >= 0.99 and float(diff.max()) <= 3 * 1e-3
     start = load_file(Path(fit_inputs[0]) / "model.safetensors")
     assert max(float((one[k] - start[k]).abs().max()) for k in one if k in start) > 1e-4  # it did train
+
+
+LORA = importlib.util.find_spec("peft") is not None
+
+
+def lora_config(model_dir: str, data_path: str, out: str, mini_batch_size: int):
+    """SimCSE with LoRA r 4 (no LoRA dropout: 1 and 2 processes must see the same network)."""
+    return replace(fit_config(model_dir, data_path, f"{out}-lora"), lora_r=4, lora_alpha=8, lora_dropout=0.0,
+                   mini_batch_size=mini_batch_size, lr=1e-2, keep_checkpoint=False)
+
+
+@pytest.mark.skipif(not LORA, reason="LoRA needs peft (pip install -e '.[decoders]')")
+def test_lora_with_gradcache_and_two_processes_matches_one_without(two_ranks, fit_inputs, tmp_path):
+    """LoRA composes with GradCache and DDP: the 2-process run with mini-batches of 2 and 1-process runs with and
+    without GradCache have the same loss curve and the same merged weights."""
+    from safetensors.torch import load_file
+
+    from decone.train import fit
+
+    two_dir = Path(f"{two_ranks[1]}-lora")
+    runs = {"two processes, GradCache": two_dir}
+    for name, mbs in (("one process, GradCache", 2), ("one process, whole batch", 0)):
+        fit(lora_config(*fit_inputs, str(tmp_path / name.replace(" ", "_").replace(",", "")), mbs))
+        runs[name] = Path(f"{tmp_path / name.replace(' ', '_').replace(',', '')}-lora")
+    losses = {k: [json.loads(x)["loss"] for x in (d / "train_log.jsonl").read_text().splitlines() if '"loss"' in x]
+              for k, d in runs.items()}
+    ref = losses["one process, whole batch"]
+    assert len(ref) == 3 and ref[-1] != ref[0]
+    for name, curve in losses.items():
+        assert max(abs(a - b) for a, b in zip(curve, ref)) <= 1e-5, (name, curve, ref)
+    weights = {k: load_file(d / "model.safetensors") for k, d in runs.items()}
+    one = weights["one process, whole batch"]
+    start = load_file(Path(fit_inputs[0]) / "model.safetensors")
+    assert one.keys() == start.keys()  # merged on save: a plain model, no adapter tensors
+    assert max(float((one[k] - start[k]).abs().max()) for k in one) > 1e-4  # the adapters trained and were merged
+    for name, w in weights.items():
+        assert max(float((w[k] - one[k]).abs().max()) for k in one) <= 1e-5, name
 
 
 def test_fit_under_two_processes_matches_one(two_ranks, fit_inputs, tmp_path):

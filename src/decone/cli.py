@@ -97,6 +97,7 @@ def train(
     lora_r: Optional[int] = typer.Option(None, help="LoRA rank (needs peft; 0: train every weight) [method default]"),
     lora_alpha: Optional[float] = typer.Option(None, help="LoRA alpha [2 x rank]"),
     lora_targets: Optional[str] = typer.Option(None, help="LoRA target modules, comma-separated [the family's default]"),
+    lora_save: str = typer.Option("merged", help="LoRA: save the adapters merged into the weights, or the adapter alone with its base's path (merged | adapter)"),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log every train_log.jsonl row to TensorBoard under OUTPUT/runs (pip install -e '.[export]')"),
     keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep checkpoint/ (optimizer state) in the finished folder, to train further with --resume"),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle .bin weights (loaded with weights_only=True)"),

@@ -18,6 +18,8 @@ peft is an optional dependency (``pip install peft``; tested with peft 0.21.2). 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -222,3 +224,37 @@ def save_pretrained(model: nn.Module, folder: str | Path, **kwargs) -> None:
     adapters merged in, ``config.json`` without a bidirectional flag (decone records that in ``decone.json``)."""
     with causal_config_for_saving(model):
         save_merged(model, folder, **kwargs)
+
+
+SAVE_MODES = ("merged", "adapter")
+
+
+def base_reference(model: nn.Module) -> str:
+    """Where an adapter's base model lives: the absolute path of a local folder, else its hub name."""
+    name = str(getattr(model.get_base_model().config, "_name_or_path", "") or "")
+    return os.path.abspath(name) if name and Path(name).exists() else name
+
+
+def save_adapter_folder(model: nn.Module, folder: str | Path) -> None:
+    """The adapter plus what points at its base, instead of merged weights: peft's ``adapter_config.json`` and
+    ``adapter_model.safetensors`` (a few MB). ``adapter_config.json`` names the base by absolute path (or hub name), so transformers' and
+    sentence-transformers' peft integrations and :func:`decone.encoder.folder.load_parts` load the base and put the
+    adapter on it."""
+    folder = Path(folder)
+    if not is_lora(model):
+        raise ConfigError("--lora-save adapter: the model has no LoRA adapters (give --lora-r)")
+    base = base_reference(model)
+    if not base:
+        raise ConfigError("--lora-save adapter: the base model's location is unknown (it was not loaded from a "
+                          "folder or the hub); use --lora-save merged")
+    save_adapter(model, folder)  # no config.json: with one, transformers would load the folder as a full model
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = base
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def is_adapter_folder(folder: str | Path) -> bool:
+    """A folder written by :func:`save_adapter_folder`: peft's adapter files and no model weights of its own."""
+    folder = Path(folder)
+    return (folder / "adapter_config.json").is_file() and not any(folder.glob("model*.safetensors"))

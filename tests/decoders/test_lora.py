@@ -108,3 +108,69 @@ def test_unknown_family_asks_for_targets():
 
     with pytest.raises(ValueError, match="--lora-targets"):
         lora.default_lora_targets(PretrainedConfig(model_type="no-such-model"))
+
+
+# ------------------------------------------------------------------------------------- --lora-save merged | adapter
+def _gpt_run(tmp_path, name: str, **kw):
+    """Two SimCSE steps with LoRA on a tiny GPT-2 folder (same seed every call); -> the output folder."""
+    import random
+
+    from decone.train import TrainConfig, fit
+    from tests.decoders.conftest import WORDS, tiny_tokenizer
+
+    base = tmp_path / "base"
+    if not base.exists():
+        tiny_decoder("gpt2").save_pretrained(base)
+        tiny_tokenizer().save_pretrained(base)
+        rng = random.Random(0)
+        (tmp_path / "s.txt").write_text("\n".join(" ".join(rng.choices(WORDS, k=6)) for _ in range(32)) + "\n")
+    out = tmp_path / name
+    fit(TrainConfig(**{**dict(method="simcse", model=str(base), data=str(tmp_path / "s.txt"), output=str(out),
+                               max_steps=2, batch_size=8, max_length=16, pooling="mean", head="none", lr=1e-2,
+                               bf16=False, lora_r=4), **kw}))
+    return base, out
+
+
+def test_adapter_save_reloads_equal_to_the_merged_save(tmp_path):
+    from transformers import AutoModel
+
+    from decone.encoder import Encoder
+
+    base, merged = _gpt_run(tmp_path, "merged")
+    _, adapter = _gpt_run(tmp_path, "adapter", lora_save="adapter")
+    names = {p.name for p in adapter.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "decone.json", "tokenizer.json"} <= names
+    assert "config.json" not in names and not any(n.startswith("model") for n in names)  # no full model
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base.resolve())
+    assert json.loads((adapter / "decone.json").read_text())["lora"] == {"saved": "adapter", "base": str(base.resolve())}
+    texts = ["the dog runs on the mat", "a red car", "music"]
+    want = Encoder.load(str(merged)).encode(texts)
+    got = Encoder.load(str(adapter)).encode(texts)
+    assert (want - Encoder.load(str(base), pooling="mean").encode(texts)).__abs__().max() > 1e-4  # training moved it
+    assert abs(got - want).max() < 1e-5
+    inputs = _inputs()
+    plain = AutoModel.from_pretrained(merged).eval()
+    via_peft = AutoModel.from_pretrained(adapter).eval()  # transformers' peft integration reads the adapter folder
+    torch.testing.assert_close(_out(via_peft, inputs), _out(plain, inputs), atol=1e-5, rtol=1e-4)
+    if (adapter / "modules.json").exists():  # mean pooling on a causal decoder: sentence-transformers can load it
+        from sentence_transformers import SentenceTransformer
+
+        st = SentenceTransformer(str(adapter), device="cpu").encode(texts, convert_to_numpy=True)
+        assert abs(st - want).max() < 1e-5
+
+
+def test_adapter_save_refusals(tmp_path):
+    import shutil
+
+    from decone.encoder import Encoder
+    from decone.errors import ConfigError, ModelError
+    from decone.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="--lora-save 'both' unknown"):
+        TrainConfig(method="simcse", model="m", lora_save="both").resolved()
+    with pytest.raises(ConfigError, match="trains no LoRA adapters"):
+        _gpt_run(tmp_path, "none", lora_save="adapter", lora_r=0)
+    base, adapter = _gpt_run(tmp_path, "adapter", lora_save="adapter")
+    shutil.move(base, tmp_path / "moved")
+    with pytest.raises(ModelError, match="adapter's base model .* does not exist"):
+        Encoder.load(str(adapter))

@@ -159,13 +159,14 @@ class Encoder(nn.Module):
             attach_onnx(enc, base, onnx_file)
         return enc.to(torch.device(device) if device is not None else default_device())
 
-    def save(self, path: str | os.PathLike, meta: dict | None = None) -> list[str]:
-        """Write a self-describing folder atomically (a temporary folder, then renames); returns warnings."""
+    def save(self, path: str | os.PathLike, meta: dict | None = None, lora_save: str = "merged") -> list[str]:
+        """Write a self-describing folder atomically (a temporary folder, then renames); returns warnings.
+        ``lora_save``: a LoRA model's adapters ``merged`` into the weights, or the ``adapter`` alone (decone.lora)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".decone-save-", dir=path.parent))
         try:
-            warnings = folder.write_folder(self, tmp, meta or {})
+            warnings = folder.write_folder(self, tmp, meta or {}, lora_save)
             folder.replace_folder_contents(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

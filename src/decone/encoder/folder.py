@@ -224,10 +224,16 @@ def apply_default_modes(folder: Path) -> None:
 
 
 
-def write_folder(encoder, folder: Path, meta: dict) -> list[str]:
-    """Write ``encoder`` into an empty ``folder``. Returns warnings (a pooling sentence-transformers cannot express)."""
+def write_folder(encoder, folder: Path, meta: dict, lora_save: str = "merged") -> list[str]:
+    """Write ``encoder`` into an empty ``folder``. Returns warnings (a pooling sentence-transformers cannot express).
+    A LoRA model is written with its adapters merged in, or (``lora_save="adapter"``) as the adapter alone with a
+    pointer to its base (:func:`decone.lora.save_adapter_folder`)."""
     warnings: list[str] = []
-    lora.save_pretrained(encoder.model, folder, safe_serialization=True)  # LoRA adapters merged in, if any
+    if lora_save == "adapter":
+        lora.save_adapter_folder(encoder.model, folder)
+        meta = {**meta, "lora": {"saved": "adapter", "base": lora.base_reference(encoder.model)}}
+    else:
+        lora.save_pretrained(encoder.model, folder, safe_serialization=True)  # LoRA adapters merged in, if any
     encoder.tokenizer.save_pretrained(folder)
     bidirectional = decoders.is_bidirectional(encoder.model)
     hidden = int(encoder.model.config.hidden_size)
@@ -292,6 +298,19 @@ def load_dense(base: Path, specs: list[dict], hidden: int, source: str) -> list[
     return layers
 
 
+def _adapter_base(folder: Path, source: str) -> str:
+    """The base model an adapter folder names (``adapter_config.json``'s ``base_model_name_or_path``)."""
+    try:
+        base = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{source}/adapter_config.json: not valid JSON ({one_line(exc)})") from None
+    if not base:
+        raise ModelError(f"{source}/adapter_config.json: no base_model_name_or_path: the adapter's base is unknown")
+    if looks_local(base) and not Path(base).is_dir():
+        raise ModelError(f"{source}: the adapter's base model {base} does not exist (it was moved or deleted)")
+    return base
+
+
 def load_parts(source: str, allow_pickle: bool = False, trust_remote_code: bool = False):
     """The checked parts of a model: ``(model, tokenizer, settings, base)``.
 
@@ -308,11 +327,15 @@ def load_parts(source: str, allow_pickle: bool = False, trust_remote_code: bool 
     local = Path(source)
     settings: dict = {"pooling": "mean", "dense": [], "normalize": False, "max_length": None, "pooling_set": False}
     model_dir = source
+    adapter = None
     if local.exists():
         if not local.is_dir():
             raise ModelError(f"{source}: a model must be a folder, not a file")
         model_dir, settings = read_folder_settings(local)
-        check_weights(Path(model_dir), allow_pickle)
+        if lora.is_adapter_folder(model_dir):  # a LoRA adapter saved with --lora-save adapter: load its base
+            adapter, model_dir = model_dir, _adapter_base(Path(model_dir), source)
+        if looks_local(model_dir) or Path(model_dir).exists():
+            check_weights(Path(model_dir), allow_pickle)
     elif looks_local(source):
         raise ModelError(f"{source}: model path does not exist")
     try:
@@ -320,12 +343,15 @@ def load_parts(source: str, allow_pickle: bool = False, trust_remote_code: bool 
     except Exception as exc:  # hub unreachable, bad config.json, ...
         raise ModelError(f"{source}: cannot load the model config ({one_line(exc)})") from None
     check_architecture(config, source)
+    tokenizer_dir = adapter or model_dir
     if local.exists():
-        check_tokenizer_files(Path(model_dir), source)
+        check_tokenizer_files(Path(tokenizer_dir), source)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=trust_remote_code)
         model, info = AutoModel.from_pretrained(model_dir, config=config, trust_remote_code=trust_remote_code,
                                                 use_safetensors=None if allow_pickle else True, output_loading_info=True)
+        if adapter is not None:
+            model = lora.merge_lora(lora.load_adapter(model, adapter))
     except Exception as exc:
         raise ModelError(f"{source}: cannot load the model weights or tokenizer ({one_line(exc)})") from None
     check_tokenizer(tokenizer, config, source)

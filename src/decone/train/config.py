@@ -16,6 +16,7 @@ from typing import Any
 
 from decone.encoder import POOLINGS
 from decone.errors import ConfigError
+from decone.lora import SAVE_MODES as LORA_SAVE_MODES
 from decone.lora import check_settings as check_lora_settings
 from decone.methods import HEADS, get_method, option_types
 
@@ -71,6 +72,7 @@ class TrainConfig:
     lora_alpha: float | None = None  # LoRA scale; None: 2 x lora_r
     lora_targets: str | None = None  # comma-separated module names; None: the model family's default
     lora_dropout: float = 0.05
+    lora_save: str = "merged"  # "merged": adapters folded into the weights; "adapter": the adapter alone + its base's path
     allow_pickle: bool = False
     trust_remote_code: bool = False
     options: dict = field(default_factory=dict)
@@ -154,6 +156,8 @@ class TrainConfig:
         if self.attention not in (None, "causal", "bidirectional"):
             raise ConfigError(f"--attention must be causal or bidirectional, got {self.attention!r}")
         check_lora_settings(self.lora_r, self.lora_alpha, self.lora_dropout, flag=lambda name: f"--{_flag(name)}")
+        if self.lora_save not in LORA_SAVE_MODES:
+            raise ConfigError(f"--lora-save {self.lora_save!r} unknown; choose one of {', '.join(LORA_SAVE_MODES)}")
         _check(self.mini_batch_size >= 0, "mini_batch_size", ">= 0", self.mini_batch_size)
         _check(self.diagnose_every >= 0, "diagnose_every", ">= 0", self.diagnose_every)
         for name in ("eval_every", "save_every", "log_every"):

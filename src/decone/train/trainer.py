@@ -165,6 +165,7 @@ class Trainer:
         if self.dist is not None and self.objective.distributed_refusal:
             raise ConfigError(f"{cfg.method} on several processes: {self.objective.distributed_refusal}")
         self.model = Trainable(self.encoder, head, self.objective, max_length=cfg.max_length)
+        rows = self.encoder.model.get_input_embeddings().num_embeddings
         self.objective.setup(self.model, self.data)
         if cfg.attention == "bidirectional":
             if not self.encoder.is_decoder:
@@ -173,6 +174,8 @@ class Trainer:
         if cfg.lora_r:  # after the objective's setup, which may resize the embeddings (mntp)
             note(lora.attach(self.encoder, cfg.lora_r, cfg.lora_alpha or 2 * cfg.lora_r, cfg.lora_targets,
                              cfg.lora_dropout) or "", self.console)
+        if cfg.lora_save == "adapter":
+            _check_adapter_save(self.encoder.model, rows)
         self.model.to(self.device)
         if self.dist is not None:
             self.dist.broadcast_parameters(self.model)
@@ -357,7 +360,7 @@ class Trainer:
             return
         meta = {"method": self.config.method, "config": asdict(self.config), "summary": self.summary(),
                 "data": self.data_info, "hardware": hardware_info()}
-        warnings = self.objective.encoder_to_save(self.model).save(self.out.path, meta=meta)
+        warnings = self.objective.encoder_to_save(self.model).save(self.out.path, meta=meta, lora_save=self.config.lora_save)
         self.objective.save(self.out.path)
         for w in warnings:
             if final or self.state.best_step == self.state.step:
@@ -367,6 +370,15 @@ class Trainer:
         """Spearman x100 on a small (s1, s2, score) dev file, the trainer's model-selection signal."""
         pairs = read_scored_pairs(self.config.eval_data)
         return lambda encoder: spearman_on_pairs(encoder, pairs, bf16=self.config.bf16)
+
+
+def _check_adapter_save(model, rows_at_load: int) -> None:
+    """``--lora-save adapter`` needs adapters, and a base that the adapter alone completes (no resized embeddings)."""
+    if not lora.is_lora(model):
+        raise ConfigError("--lora-save adapter: this run trains no LoRA adapters (give --lora-r)")
+    if model.get_input_embeddings().num_embeddings != rows_at_load:
+        raise ConfigError("--lora-save adapter: the embeddings were resized for an added token, which an adapter "
+                          "cannot carry; use --lora-save merged, or an existing token (mntp: --set mask_token=_)")
 
 
 def _precision_reason(asked: bool | None, use_bf16: bool, device: torch.device) -> str:
