@@ -88,3 +88,34 @@ def test_mntp_one_step_on_the_real_model(gpt_mini):
         after = float(objective.loss(model, [texts], None, False))
     print(f"\nMNTP loss on decone-raw-gpt-mini, 32 STS-B sentences: {before:.3f} -> {after:.3f} after one LoRA step")
     assert after < before
+
+
+def test_diagnose_reports_decoder_token_metrics_with_and_without_the_first_token(gpt_mini, tmp_path):
+    """`decone diagnose` on the real decoder: every layer has the token metrics twice, the second without each
+    sentence's first word (the attention sink), and the table prints the decoder rows."""
+    from tests._cli import run_cli
+
+    folder, stsb = gpt_mini
+    code, output = run_cli(["diagnose", "--model", str(folder), "--data", str(stsb), "--output", str(tmp_path),
+                            "--sample", "200", "--pairs", "2000", "--token-sample", "100"])
+    assert code == 0, output
+    doc = json.loads((tmp_path / "diagnostics.json").read_text())
+    layers = doc["models"][0]["layers"]
+    assert all("token" in layer and "token_without_first" in layer for layer in layers)
+    first_left_out = [layer["token_without_first"]["n_words"] for layer in layers]
+    dropped = layers[0]["token"]["n_words"] - first_left_out[0]  # one a sentence, less those opening with punctuation
+    assert 0.9 * layers[0]["token"]["n_sentences"] <= dropped <= layers[0]["token"]["n_sentences"]
+    assert layers[-1]["token_without_first"]["baseline"] != layers[-1]["token"]["baseline"]
+    assert "first token left out" in output
+
+
+def test_without_first_words_drops_one_word_per_sentence():
+    import numpy as np
+
+    from decone.diagnostics.tokens import WordStates, without_first_words
+
+    states = WordStates(vectors=np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3),
+                        words=["a", "b", "c", "d", "e"], sentence_ids=np.array([0, 0, 1, 1, 1]))
+    rest = without_first_words(states)
+    assert rest.words == ["b", "d", "e"] and rest.sentence_ids.tolist() == [0, 1, 1]
+    assert np.array_equal(rest.vectors, states.vectors[:, [1, 3, 4]])

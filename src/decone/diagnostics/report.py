@@ -5,7 +5,8 @@ For each model, on a seeded sample of sentences:
 * ``output``: the sentence-level metrics (:func:`metrics.sentence_metrics`) of the encoder's output embeddings, plus
   ``alignment`` (STS-B pairs with score >= 4) and ``uniformity`` (all pairs of the sample);
 * ``layers``: for every hidden layer (0 = embeddings), the same sentence-level metrics of that layer pooled the
-  encoder's way (``sentence``) and the token-level metrics of :func:`tokens.token_metrics` (``token``);
+  encoder's way (``sentence``) and the token-level metrics of :func:`tokens.token_metrics` (``token``); for a
+  decoder also without each sentence's first word, the attention sink (``token_without_first``);
 * ``spectrum``: explained-variance ratio of every principal component of the output.
 """
 
@@ -108,6 +109,10 @@ def diagnose_encoder(
         if states.vectors.shape[1]:
             for row in tokens.token_metrics(states, n_pairs=n_pairs, seed=seed):
                 layers[row["layer"]]["token"] = row
+        rest = tokens.without_first_words(states)
+        if getattr(encoder, "is_decoder", False) and rest.vectors.shape[1]:  # the attention sink, left out
+            for row in tokens.token_metrics(rest, n_pairs=n_pairs, seed=seed):
+                layers[row["layer"]]["token_without_first"] = row
 
     x = out[s_idx].astype(np.float64)
     sv = metrics.singular_values(x)
@@ -199,6 +204,9 @@ TABLE_ROWS = (
     ("self-sim adj, function", "token", "self_similarity_function_adj", "{:.3f}"),
     ("intra-sim adj, content", "token", "intra_similarity_content_adj", "{:.3f}"),
     ("intra-sim adj, function", "token", "intra_similarity_function_adj", "{:.3f}"),
+    ("decoders, first token left out: token baseline", "token_without_first", "baseline", "{:.3f}"),
+    ("  self-sim adj, content", "token_without_first", "self_similarity_content_adj", "{:.3f}"),
+    ("  intra-sim adj, content", "token_without_first", "intra_similarity_content_adj", "{:.3f}"),
 )
 
 
@@ -211,12 +219,14 @@ def summary_table(models: Sequence[dict]):
     for m in models:
         table.add_column(f"{m['label']}\n({m['pooling']}, d={m['dim']})", justify="right")
     for name, where, key, fmt in TABLE_ROWS:
+        if where == "token_without_first" and not any(m["layers"][-1].get(where) for m in models):
+            continue  # decoder rows, for encoder-only comparisons left out
         cells = []
         for m in models:
             if where == "output":
                 value = m["output"].get(key)
             else:
-                value = (m["layers"][-1].get("token") or {}).get(key)
+                value = (m["layers"][-1].get(where) or {}).get(key)
             cells.append("-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else fmt.format(value))
         table.add_row(name, *cells)
     return table

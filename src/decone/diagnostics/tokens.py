@@ -170,6 +170,17 @@ def intra_similarity(unit: np.ndarray, raw: np.ndarray, sentence_ids: np.ndarray
     return {k: float(np.mean(v)) if v else float("nan") for k, v in sums.items()}
 
 
+def without_first_words(states: WordStates) -> WordStates:
+    """``states`` less each sentence's first word: for a decoder, the first position is an attention sink (Xiao et
+    al. 2023, arXiv:2309.17453) with a huge norm that a causal model cannot contextualise, so its metrics are
+    reported with and without it. (A BOS token, where the tokenizer adds one, is special and never counted.)"""
+    sid = states.sentence_ids
+    first = np.r_[True, sid[1:] != sid[:-1]] if len(sid) else np.zeros(0, dtype=bool)  # occurrences are in order
+    keep = np.flatnonzero(~first)
+    return WordStates(vectors=states.vectors[:, keep], words=[states.words[i] for i in keep],
+                      sentence_ids=sid[keep], layers=list(states.layers))
+
+
 def token_metrics(
     states: WordStates,
     n_pairs: int = 5000,
