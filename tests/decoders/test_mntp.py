@@ -72,6 +72,26 @@ def test_loss_predicts_each_token_from_the_previous_position():
     assert float(mntp_loss(unshifted, targets, chosen, head)) > 10
 
 
+def test_gemma_softcapping_is_applied_to_the_logits():
+    """Gemma 2/3 cap their final logits at 30 * tanh(x / 30): the MNTP loss is the cross-entropy of the capped
+    logits (a hand-written reference), and the cap is read from the family's config."""
+    from transformers import Gemma2Config, LlamaConfig
+
+    from decone.methods.mntp import logit_softcap
+
+    torch.manual_seed(0)
+    hidden, head = torch.randn(2, 5, 8) * 20, torch.randn(11, 8)
+    targets = torch.randint(11, (2, 5))
+    chosen = torch.tensor([[False, True, True, False, True], [False, False, True, True, True]])
+    rows, cols = chosen.nonzero(as_tuple=True)
+    logits = hidden[rows, cols - 1] @ head.T
+    capped = 30.0 * torch.tanh(logits / 30.0)
+    want = torch.nn.functional.cross_entropy(capped, targets[rows, cols])
+    assert abs(float(mntp_loss(hidden, targets, chosen, head, softcap=30.0)) - float(want)) < 1e-5
+    assert abs(float(mntp_loss(hidden, targets, chosen, head)) - float(want)) > 1e-2  # the cap matters here
+    assert logit_softcap(Gemma2Config()) == 30.0 and logit_softcap(LlamaConfig()) is None
+
+
 @pytest.mark.parametrize("spare_rows", [True, False])
 def test_setup_adds_a_mask_token_pads_and_goes_bidirectional(capsys, spare_rows):
     tok = tiny_tokenizer()

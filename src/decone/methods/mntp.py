@@ -13,6 +13,7 @@ itself uses the existing ``_`` for Llama and Mistral (``--set mask_token=_``), w
 stays at its mean initialisation when LoRA freezes the embeddings). The LM head is the checkpoint's: the input
 embedding matrix where the model ties them (GPT-2, Gemma, small Qwen), else ``lm_head.weight`` read from the
 checkpoint (Llama, Mistral) and trained alongside, as in LLM2Vec; it is not saved (the encoder folder is the model).
+Gemma 2 and 3 soft-cap their final logits (``final_logit_softcapping``, 30): the loss applies the same cap.
 """
 
 from __future__ import annotations
@@ -85,15 +86,26 @@ def corrupt(input_ids: Tensor, chosen: Tensor, mask_id: int, vocab_size: int, re
     return out
 
 
-def mntp_loss(hidden: Tensor, targets: Tensor, chosen: Tensor, head_weight: Tensor, head_bias: Tensor | None = None) -> Tensor:
+def mntp_loss(hidden: Tensor, targets: Tensor, chosen: Tensor, head_weight: Tensor, head_bias: Tensor | None = None,
+              softcap: float | None = None) -> Tensor:
     """Cross-entropy of each chosen token at position i, predicted from the output at i - 1.
 
     hidden (B, T, d) last-layer states, targets (B, T) the original ids, chosen (B, T) bool with column 0 False,
     head_weight (V, d) -> scalar mean over the chosen tokens (logits only at those positions: B*T*V never exists).
+    ``softcap``: Gemma 2/3's final-logit soft-capping, ``cap * tanh(logits / cap)``, as the model's own LM head does.
     """
     rows, cols = chosen.nonzero(as_tuple=True)
-    logits = F.linear(hidden[rows, cols - 1], head_weight, head_bias)  # (n, V)
-    return F.cross_entropy(logits.float(), targets[rows, cols])
+    logits = F.linear(hidden[rows, cols - 1], head_weight, head_bias).float()  # (n, V)
+    if softcap:
+        logits = softcap * torch.tanh(logits / softcap)
+    return F.cross_entropy(logits, targets[rows, cols])
+
+
+def logit_softcap(config) -> float | None:
+    """The final-logit soft-capping of a model family that has one (Gemma 2 and 3: 30.0), else None."""
+    text = config.get_text_config() if callable(getattr(config, "get_text_config", None)) else config
+    cap = getattr(text, "final_logit_softcapping", None)
+    return float(cap) if cap else None
 
 
 class MNTP(Objective):
@@ -195,7 +207,7 @@ class MNTP(Objective):
         with bidirectional(hf), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
             hidden = hf(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False,
                         return_dict=True).last_hidden_state
-            return mntp_loss(hidden, b["targets"], b["chosen"], self.head_weight(hf))
+            return mntp_loss(hidden, b["targets"], b["chosen"], self.head_weight(hf), softcap=logit_softcap(hf.config))
 
 
 register(Method(
