@@ -14,6 +14,8 @@ uniformity, training wall time and sentences/s):
 * Head to head (:func:`head_to_head`): ``simcse``, ``mirror``, ``esimcse``, ``promptbert``, ``ct``, ``diffcse``,
   ``sncse`` and ``tsdae`` on the same corpus sentences, steps, batch and seeds, on raw-mini and on all-MiniLM-L6-v2,
   mean ± std over 3 seeds with a paired verdict against ``simcse``.
+* Decoders (:func:`decoder_rows`): decone-raw-gpt-mini raw, after ``mntp``, ``llm2vec-simcse`` and both
+  (``llm2vec``), against raw-mini raw and after SimCSE on the same budget.
 
 Plus the papers' BERT-base rows (quoted, not run), a ``decone sweep`` of simcse on raw-mini, the SCL few-shot table
 and the learning-dynamics plot of the simcse run. Finished pieces are cached in results/work/, so an interrupted run
@@ -55,12 +57,13 @@ def budget(quick: bool) -> dict:
                     sweep_steps=15, sweep_grid=["temperature=0.05,0.5", "pooling=cls_before_pooler,mean"],
                     fewshot=["--shots", "20", "--seeds", "2", "--noise", "0", "--epochs", "2", "--test-size", "300"],
                     diagnose_every=10, probe_pairs=300, sts_tasks=["STSBenchmark", "SICKRelatedness"],
-                h2h_steps=10, h2h_minilm_steps=3, h2h_seeds=[42, 43])
+                h2h_steps=10, h2h_minilm_steps=3, h2h_seeds=[42, 43], decoder_steps=10, decoder_seeds=[42])
     return dict(simcse_steps=400, corpus_sentences=25_600, mirror_steps=50, sup_steps=92, minilm_mirror_steps=50,
                 sweep_steps=100, sweep_grid=["temperature=0.01,0.05,0.1,0.5", "pooling=cls_before_pooler,mean,first_last_avg"],
                 fewshot=["--shots", "20,100", "--seeds", "5", "--noise", "0,0.2", "--epochs", "8", "--lr", "2e-4"],
                 diagnose_every=50, probe_pairs=1000, sts_tasks=None,
-                h2h_steps=100, h2h_minilm_steps=20, h2h_seeds=[42, 43, 44])
+                h2h_steps=100, h2h_minilm_steps=20, h2h_seeds=[42, 43, 44], decoder_steps=200,
+                decoder_seeds=[42, 43, 44])
 
 
 def log(msg: str) -> None:
@@ -262,6 +265,7 @@ def main() -> None:
         rows.append(row)
 
     h2h = head_to_head(work, b, raw, minilm, corpus, probe, eval_data)
+    dec = decoder_rows(work, b, shared, raw, corpus, probe, eval_data)
 
     log("sweep: simcse on raw-mini")
     sweep_dir = work / "sweep"
@@ -288,7 +292,7 @@ def main() -> None:
     spent_log.write_text(json.dumps(spent))
     total = sum(spent)
     write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_dir, fewshot_dir,
-                   args.quick, len(spent), h2h)
+                   args.quick, len(spent), h2h, dec)
     log(f"done in {total / 60:.1f} min")
 
 
@@ -316,6 +320,77 @@ def head_to_head(work: Path, b: dict, raw: str, minilm: str, corpus: Path, probe
                 row["train"] = info
                 tables[table].setdefault(method, []).append(row)
     return tables
+
+
+def decoder_rows(work: Path, b: dict, shared: Path, raw: str, corpus: Path, probe, eval_data: dict) -> dict:
+    """decone-raw-gpt-mini raw, after ``mntp``, after ``llm2vec-simcse`` alone and after both (``llm2vec``), and
+    raw-mini (an encoder of about the same size and data) raw and after SimCSE on the same budget.
+
+    Every run: the same corpus sentences, ``decoder_steps`` steps of batch 64, max length 32, lr 1e-4, every weight
+    trained (``--lora-r 0``: at 7M parameters LoRA's saving buys nothing), mean pooling, each seed in
+    ``decoder_seeds``. The MNTP row is the ``llm2vec`` run's first stage. -> {label: [row per seed]}; each row adds
+    the last layer's token cosine with and without each sentence's first token (the attention sink).
+    """
+    from decone import decoders
+    from decone.encoder import Encoder
+    from decone.train.config import stages_folder
+
+    gpt = str(shared / "models/decone-raw-gpt-mini")
+    texts = decoders._read_stsb_sentences(shared / "data/sts/STSBenchmark/sts-test.csv", 1000, seed=0)
+    common = dict(data=str(corpus), max_steps=b["decoder_steps"], batch_size=64, max_length=32, lr=1e-4, bf16=None,
+                  lora_r=0)
+    runs: dict[str, list[tuple[str, str | None]]] = {"gpt-mini raw (causal, mean)": [(gpt, "mean")],
+                                                     "raw-mini raw (mean)": [(raw, "mean")]}
+    for seed in b["decoder_seeds"]:
+        chain = train_decone(f"dec-gpt-llm2vec-seed{seed}", work, method="llm2vec", model=gpt, seed=seed, **common)
+        runs.setdefault("gpt-mini + mntp", []).append((str(stages_folder(chain["path"]) / "1-mntp"), None))
+        runs.setdefault("gpt-mini + llm2vec-simcse (SimCSE alone)", []).append((train_decone(
+            f"dec-gpt-simcse-seed{seed}", work, method="llm2vec-simcse", model=gpt, seed=seed, **common)["path"], None))
+        runs.setdefault("gpt-mini + llm2vec (mntp, then SimCSE)", []).append((chain["path"], None))
+        runs.setdefault("raw-mini + simcse (same budget)", []).append((train_decone(
+            f"dec-raw-simcse-seed{seed}", work, method="simcse", model=raw, seed=seed, pooling="mean", head="none",
+            **{k: v for k, v in common.items() if k != "lora_r"})["path"], None))
+    out = {}
+    for label, paths in runs.items():
+        rows = []
+        for i, (path, pooling) in enumerate(paths):
+            name = f"dec {label} {i}"
+            row = evaluate(name, path, pooling, work, probe, eval_data)
+            if "token_cos" not in row:
+                enc = Encoder.load(path, pooling=pooling)
+                stats = decoders.token_anisotropy(enc.model, enc.tokenizer, texts, n_pairs=3000, seed=0, max_length=64)
+                row["token_cos"] = {k: v[-1] for k, v in stats.items()}
+                cache = work / "eval" / (name.replace(" ", "_").replace("/", "_") + ".json")
+                cache.write_text(json.dumps(row))
+            rows.append(row)
+        out[label] = rows
+    return out
+
+
+def decoder_markdown(rows: dict, b: dict) -> list[str]:
+    seeds = b["decoder_seeds"]
+    lines = ["## Decoders: LLM2Vec's steps on decone-raw-gpt-mini", "",
+             f"decone-raw-gpt-mini (GPT-2 architecture, 7.4M parameters) against raw-mini (BERT, 11.2M), both "
+             f"pretrained here on the same corpus. Every trained row: {b['decoder_steps']} steps of batch 64 on the "
+             "corpus sentences above, max length 32, lr 1e-4, every weight trained (`--lora-r 0`), mean pooling, "
+             f"seeds {', '.join(map(str, seeds))} (mean ± std). The MNTP row is the first stage of the `llm2vec` run. "
+             "mntp and llm2vec rows read with bidirectional attention, as LLM2Vec does. Token cos: the last layer's "
+             "average cosine of random token pairs from different sentences, with all tokens and with each "
+             "sentence's first token left out (a decoder's attention sink; for raw-mini the first token is [CLS]). "
+             "Ethayarajh (2019) reports 0.978 for GPT-2's last layer and 0.477 for BERT-base's.", "",
+             "| model | STS avg | words avg | avg cos | IsoScore | align | uniform | token cos, all | token cos, first left out |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, runs in rows.items():
+        def ms(key, sub=None, d=2):
+            vals = [(r[key][sub] if sub else r[key]) for r in runs if r.get(key) is not None]
+            if not vals:
+                return "—"
+            m, s = _mean_std(vals)
+            return f"{m:.{d}f}" + (f" ± {s:.{d}f}" if len(vals) > 1 else "")
+        lines.append(f"| {label} | **{ms('sts_avg')}** | {ms('words_avg')} | {ms('avg_cosine', d=3)} | "
+                     f"{ms('isoscore', d=3)} | {ms('alignment', d=3)} | {ms('uniformity', d=3)} | "
+                     f"{ms('token_cos', 'all_tokens', 3)} | {ms('token_cos', 'without_first', 3)} |")
+    return lines + [""]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -413,7 +488,7 @@ def fmt(x, d=2) -> str:
 
 
 def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_dir: Path, fewshot_dir: Path, quick: bool,
-                   invocations: int = 1, h2h: dict | None = None) -> None:
+                   invocations: int = 1, h2h: dict | None = None, dec: dict | None = None) -> None:
     import torch
 
     from decone.encoder import has_bf16_cpu
@@ -496,6 +571,8 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
         baselines = {"raw-mini": [(k, by[k]) for k in ("raw-mini mean", "raw-mini [CLS] (cls_before_pooler)") if k in by],
                      "all-MiniLM-L6-v2": [(k, by[k]) for k in ("all-MiniLM-L6-v2 as shipped",) if k in by]}
         lines += head_to_head_markdown(h2h, b, baselines)
+    if dec:
+        lines += decoder_markdown(dec, b)
     lines += [
               "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
               "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
