@@ -293,6 +293,14 @@ def main() -> None:
     total = sum(spent)
     write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_dir, fewshot_dir,
                    args.quick, len(spent), h2h, dec)
+    if not args.quick:  # the README's decoder table is this run's, not retyped
+        readme = out / "README.md"
+        if readme.exists() and "<!-- decoders:begin -->" in readme.read_text():
+            text = readme.read_text()
+            head, rest = text.split("<!-- decoders:begin -->\n", 1)
+            _, tail = rest.split("<!-- decoders:end -->", 1)
+            table = [line for line in decoder_markdown(dec, b) if line.startswith("|")]
+            readme.write_text(head + "<!-- decoders:begin -->\n" + "\n".join(table) + "\n<!-- decoders:end -->" + tail)
     log(f"done in {total / 60:.1f} min")
 
 

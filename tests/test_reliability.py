@@ -85,6 +85,11 @@ CATALOGUE = [
     ("batch-size-one", {}, ["--data", "{work}/good.txt", "--batch-size", "1"], ["--batch-size", ">= 2"]),
     ("max-length-too-long", {}, ["--data", "{work}/good.txt", "--max-length", "4096"], ["max_length 4096", "position limit 64"]),
     ("unknown-pooling", {}, ["--data", "{work}/good.txt", "--pooling", "max"], ["--pooling", "'max'"]),
+    ("lora-save-unknown", {}, ["--data", "{work}/good.txt", "--lora-save", "both"], ["--lora-save", "'both'", "merged, adapter"]),
+    ("lora-save-adapter-without-lora", {}, ["--data", "{work}/good.txt", "--lora-save", "adapter"],
+     ["--lora-save adapter", "no LoRA adapters"]),
+    ("staged-unknown-setting", {}, ["--data", "{work}/good.txt", "--method-override", "llm2vec", "--set", "nosuch=1"],
+     ["nosuch", "llm2vec"]),
     ("scl-one-class", {"d.csv": "text,label\nthe cat,pos\nthe dog,pos\na car,pos\n"},
      ["--data", "d.csv", "--method-override", "scl"], ["d.csv", "only one class"]),
 ]
