@@ -110,3 +110,80 @@ def test_scored_pairs(tmp_path):
     f.write_text("g\tf\t2012\t1\t5.0\ta man\ta person\ng\tf\t2012\t2\tNaN\tx\ty\n")
     with pytest.raises(DataError, match=r"sts-dev.csv:2: expected 7 tab-separated fields with a score"):
         read_scored_pairs(f)
+
+
+# ------------------------------------------------------------------------ large files: LineFile (byte-offset index)
+def _lazy(monkeypatch, chunk: int | None = None):
+    import decone.data as data
+
+    monkeypatch.setattr(data, "LAZY_BYTES", 0)  # every plain file through the index
+    if chunk:
+        monkeypatch.setattr(data, "_CHUNK", chunk)  # lines across chunk boundaries, lines longer than a chunk
+
+
+@pytest.mark.parametrize("chunk", [3, 16, None])
+def test_large_file_reads_like_the_small_file_path(tmp_path, monkeypatch, chunk):
+    from decone.data import LineFile
+
+    text = "first line\n\n   \t\r\nsecond  \r\nthird\n\u00e9t\u00e9 " + "x" * 40 + "\n\n\nlast, no newline"
+    path = tmp_path / "d.txt"
+    path.write_text(text, encoding="utf-8")
+    eager = read_lines(path)
+    _lazy(monkeypatch, chunk)
+    lazy = read_lines(path)
+    assert isinstance(lazy.examples, LineFile) and not isinstance(eager.examples, LineFile)
+    assert list(lazy.examples) == eager.examples and lazy.skipped_blank == eager.skipped_blank == 4
+    assert lazy.examples[1:3] == eager.examples[1:3]
+    assert list(lazy.examples.byte_lengths) == [len(line.encode()) for line in text.split("\n") if line.strip()]
+
+
+def test_large_file_bad_bytes_name_their_line(tmp_path, monkeypatch):
+    _lazy(monkeypatch, 4)
+    (tmp_path / "nul.txt").write_bytes(b"one\ntwo\nth\x00ree\n")
+    with pytest.raises(DataError, match=r"nul.txt:3: NUL byte"):
+        read_lines(tmp_path / "nul.txt")
+    (tmp_path / "bad.txt").write_bytes(b"fine\nalso fine\nbad \xff here\n")
+    data = read_lines(tmp_path / "bad.txt")
+    assert data.examples[0] == ("fine",)
+    with pytest.raises(DataError, match=r"bad.txt:3: invalid utf-8 bytes at column 5"):
+        data.examples[2]
+    (tmp_path / "blank.txt").write_bytes(b"\n  \n\t\n")
+    with pytest.raises(DataError, match="only blank lines"):
+        read_lines(tmp_path / "blank.txt")
+
+
+def test_gzip_text_is_read(tmp_path):
+    import gzip
+
+    (tmp_path / "d.txt.gz").write_bytes(gzip.compress(b"one sentence\n\ntwo sentences\n"))
+    assert read_dataset(tmp_path / "d.txt.gz", "sentences").examples == [("one sentence",), ("two sentences",)]
+    (tmp_path / "bad.txt.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="bad.txt.gz: not a readable gzip file"):
+        read_lines(tmp_path / "bad.txt.gz")
+
+
+def test_training_on_a_large_file_groups_by_bytes_and_orders_batches_by_seed(tmp_path, monkeypatch, tiny_model_dir):
+    """The trainer takes a LineFile: byte lengths key the length grouping (no tokenising of every line), the order is
+    a pure function of the seed (so resume and DDP shards see the same batches), and a run trains and saves."""
+    import random
+
+    from decone.data import LineFile
+    from decone.train import TrainConfig, Trainer
+
+    rng = random.Random(0)
+    words = "the a cat dog sat ran on under big small red mat house tree car road".split()
+    (tmp_path / "big.txt").write_text("\n".join(" ".join(rng.choices(words, k=rng.randint(2, 12))) for _ in range(300)))
+    _lazy(monkeypatch)
+    config = dict(method="simcse", model=str(tiny_model_dir), data=str(tmp_path / "big.txt"), max_steps=3,
+                  batch_size=16, max_length=16, bf16=False, pooling="mean")
+    first = Trainer(TrainConfig(output=str(tmp_path / "a"), **config))
+    first.setup()
+    assert isinstance(first.data.examples, LineFile) and first.lengths is first.data.examples.byte_lengths
+    batches = first.epoch_batches(0)
+    again = Trainer(TrainConfig(output=str(tmp_path / "b"), **config))
+    again.setup()
+    assert all((x == y).all() for x, y in zip(batches, again.epoch_batches(0)))
+    spread = [int(first.lengths[b].max() - first.lengths[b].min()) for b in batches]
+    assert sum(spread) / len(spread) < 0.5 * (int(first.lengths.max()) - int(first.lengths.min()))  # grouped
+    summary = first.run()
+    assert summary["steps"] == 3 and (tmp_path / "a" / "model.safetensors").exists()

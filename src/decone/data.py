@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from decone.errors import DataError
 
 #: Characters kept of a very long line; the tokenizer truncates further to ``max_length`` tokens.
@@ -50,12 +52,20 @@ class Dataset:
 
 
 def decode_lines(path: Path, encoding: str) -> list[str]:
-    """The file's lines, decoded one by one so that a bad byte is reported with its line number."""
+    """The file's lines, decoded one by one so that a bad byte is reported with its line number (``.gz``: the
+    decompressed file's lines)."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a file")
     raw = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        import gzip
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc})") from None
     if not raw:
         raise DataError(f"{path}: file is empty")
     if not raw.strip():
@@ -87,9 +97,83 @@ def _clip(text: str, path: Path, number: int, warnings: list[str]) -> str:
     return text
 
 
+#: Plain-text files at least this large are read through a byte-offset index (:class:`LineFile`), not into memory.
+LAZY_BYTES = 32 * 2**20
+_CHUNK = 64 * 2**20
+
+
+class LineFile(Sequence):
+    """The non-blank lines of a large text file as a sequence of 1-tuples, read on demand.
+
+    Opening scans the file once in 64 MiB chunks through a memory map (numpy), keeping only each non-blank line's
+    byte offset (int64) and length (int32): 12 bytes a line, about 120 MB for 10M lines, whatever their text. A line
+    is blank when it has no byte above the space (spaces, tabs, ``\\r``). NUL bytes are refused at opening with their
+    line number; a line that does not decode is refused when it is read, with its line number. ``byte_lengths``
+    stands in for token counts in length grouping, which would otherwise tokenise every line before the first step.
+    """
+
+    def __init__(self, path: Path, encoding: str = "utf-8"):
+        self.path, self.encoding = Path(path), encoding
+        self.warnings: list[str] = []
+        try:
+            "".encode(encoding)
+        except LookupError:
+            raise DataError(f"{path}: unknown encoding {encoding!r}") from None
+        if self.path.stat().st_size == 0:
+            raise DataError(f"{path}: file is empty")
+        self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+        starts, lengths, self.skipped_blank = [], [], 0
+        pos, size = 0, len(self._map)
+        while pos < size:
+            chunk = np.asarray(self._map[pos:pos + _CHUNK])
+            while pos + len(chunk) < size and not (chunk == 10).any():  # a line longer than a chunk: widen it
+                chunk = np.asarray(self._map[pos:pos + 2 * len(chunk)])
+            if pos + len(chunk) < size:  # cut after the chunk's last newline
+                chunk = chunk[: np.flatnonzero(chunk == 10)[-1] + 1]
+            nul = np.flatnonzero(chunk == 0)
+            if len(nul):
+                line = int(np.count_nonzero(self._map[:pos + nul[0]] == 10)) + 1
+                raise DataError(f"{path}:{line}: NUL byte in line (is this a binary file?)")
+            ends = np.flatnonzero(chunk == 10)
+            if len(ends) == 0 or ends[-1] != len(chunk) - 1:
+                ends = np.append(ends, len(chunk))  # the file's last line without a newline
+            begins = np.r_[0, ends[:-1] + 1]
+            visible = np.add.reduceat((chunk > 32).astype(np.uint8), begins, dtype=np.int32) if len(chunk) else begins
+            visible = np.where(ends > begins, visible, 0)  # reduceat gives the next byte for an empty range
+            keep = visible > 0
+            self.skipped_blank += int(np.count_nonzero(~keep))
+            starts.append(begins[keep] + pos)
+            lengths.append((ends - begins)[keep].astype(np.int32))
+            pos += len(chunk)
+        self.starts = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+        self.byte_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        start = int(self.starts[i])
+        raw = bytes(self._map[start:start + int(self.byte_lengths[i])])
+        try:
+            text = raw.decode(self.encoding).strip()
+        except UnicodeDecodeError as exc:
+            line = int(np.count_nonzero(self._map[:start] == 10)) + 1
+            raise DataError(f"{self.path}:{line}: invalid {self.encoding} bytes at column {exc.start + 1}; "
+                            "pass --encoding (e.g. --encoding latin-1) if the file is not UTF-8") from None
+        return (text[:MAX_LINE_CHARS],)
+
+
 def read_lines(path: str | Path, encoding: str = "utf-8") -> Dataset:
-    """One item per line; blank lines are skipped and counted. -> Dataset of 1-tuples."""
+    """One item per line; blank lines are skipped and counted. -> Dataset of 1-tuples. A plain file of at least
+    :data:`LAZY_BYTES` is not read into memory: its examples are a :class:`LineFile`."""
     path = Path(path)
+    if path.is_file() and path.suffix.lower() != ".gz" and path.stat().st_size >= LAZY_BYTES:
+        lines = LineFile(path, encoding)
+        if not len(lines):
+            raise DataError(f"{path}: file has only blank lines")
+        return Dataset(lines, str(path), skipped_blank=lines.skipped_blank, warnings=lines.warnings)
     warnings: list[str] = []
     examples, blank = [], 0
     for number, line in enumerate(decode_lines(path, encoding), start=1):
@@ -328,11 +412,16 @@ def check_contrastive(data: Dataset) -> None:
     """A contrastive batch needs two different examples; identical examples make every negative a false one."""
     if len(data) < 2:
         raise DataError(f"{data.source}: only {len(data)} example; contrastive learning needs at least 2 (in-batch negatives)")
-    distinct = len(set(data.examples))
+    examples = data.examples
+    if isinstance(examples, LineFile):  # a large file: judged on a seeded sample, not by reading every line
+        pick = np.random.default_rng(0).choice(len(examples), size=min(len(examples), 10_000), replace=False)
+        examples = [examples[int(i)] for i in pick]
+    distinct = len(set(examples))
+    seen = f"{len(data)}" if len(examples) == len(data) else f"{len(examples):,} sampled"
     if distinct == 1:
-        data.warnings.append(f"{data.source}: all {len(data)} examples are identical: every in-batch negative is a false negative")
-    elif distinct < 0.5 * len(data):
-        data.warnings.append(f"{data.source}: only {distinct} distinct examples of {len(data)}: many in-batch negatives are false negatives")
+        data.warnings.append(f"{data.source}: all {seen} examples are identical: every in-batch negative is a false negative")
+    elif distinct < 0.5 * len(examples):
+        data.warnings.append(f"{data.source}: only {distinct} distinct examples of {seen}: many in-batch negatives are false negatives")
 
 
 def read_scored_pairs(path: str | Path, encoding: str = "utf-8") -> list[tuple[str, str, float]]:

@@ -28,7 +28,7 @@ import torch
 from decone import distributed, lora
 from decone.decoders import enable_bidirectional
 from decone.card import data_fingerprint, hardware_info
-from decone.data import Dataset, read_dataset, read_scored_pairs
+from decone.data import Dataset, LineFile, read_dataset, read_scored_pairs
 from decone.dropout import cpu_dropout
 from decone.embedding_grad import KeptEmbeddingGrad
 from decone.encoder import Encoder, MLPHead, Pooling, resolve_bf16
@@ -96,8 +96,7 @@ class Trainer:
         note(f"precision: {_precision_reason(cfg.bf16, self.use_bf16, self.device)}", self.console)
         self.views_fn = self.method.views(cfg, self.encoder.tokenizer)
         self.labels = self.objective.labels(self.data)
-        self.lengths = token_lengths(self.encoder, self.data.examples, cfg.max_length) \
-            if cfg.group_by_length and self.method.sampler is None else [sum(map(len, ex)) for ex in self.data.examples]
+        self.lengths = self._lengths()
         self.per_epoch = len(self.epoch_batches(0))
         if self.per_epoch == 0:
             raise ConfigError(f"{self.data.source}: {len(self.data)} examples make no batch of >= 2")
@@ -107,7 +106,7 @@ class Trainer:
         self.out = OutputFolder(cfg.output, cfg.keep_checkpoint)
         self.state = TrainState(cfg, self.encoder, self.out.path, self.out.path / LOG_FILE, max_steps=self.total)
         self.log = RunLog(self.state.log_path, self.main)
-        self.data_info = data_fingerprint(self.data.source, len(self.data))  # for the model card: file, count, sha256
+        self.data_info = None  # for the model card (file, count, sha256): hashed at the first save, not before step 1
 
     def _load_data(self) -> None:
         cfg = self.config
@@ -183,8 +182,23 @@ class Trainer:
             if self.dist.rank > 0:  # each rank its own dropout masks
                 torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
 
+    def _lengths(self):
+        """Each example's length, the key of length grouping: token counts; a large file's byte lengths (tokenising
+        10M lines before the first step would take minutes)."""
+        cfg, examples = self.config, self.data.examples
+        if isinstance(examples, LineFile):
+            return examples.byte_lengths
+        if cfg.group_by_length and self.method.sampler is None:
+            return token_lengths(self.encoder, examples, cfg.max_length)
+        return [sum(map(len, ex)) for ex in examples]
+
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        """The index arrays of one epoch's batches (a pure function of the seed and the epoch)."""
+        """The index arrays of one epoch's batches (a pure function of the seed and the epoch; the last one kept)."""
+        if getattr(self, "_batches", (None,))[0] != epoch:
+            self._batches = (epoch, self._epoch_batches(epoch))
+        return self._batches[1]
+
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
         cfg = self.config
         if self.method.sampler is not None:
             batches = self.method.sampler(self.data, cfg.batch_size, cfg.seed, epoch)
@@ -358,6 +372,8 @@ class Trainer:
         """Save the encoder (and whatever the objective keeps, e.g. a classifier head); rank 0 only."""
         if not self.main:
             return
+        if self.data_info is None:
+            self.data_info = data_fingerprint(self.data.source, len(self.data))
         meta = {"method": self.config.method, "config": asdict(self.config), "summary": self.summary(),
                 "data": self.data_info, "hardware": hardware_info()}
         warnings = self.objective.encoder_to_save(self.model).save(self.out.path, meta=meta, lora_save=self.config.lora_save)
