@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py                      # both models, 30 timed steps after 5 warm-up steps
     python benchmarks/train_throughput.py --models minilm --steps 10 --rounds 3
+    python benchmarks/train_throughput.py --whole-command --models minilm --steps 60   # start-up + training + save
 
 Both sides train the same encoder on the same 10k sentences (the Mirror-BERT STS-B sample), batch 64, max length 32,
 for a fixed number of optimizer steps after a warm-up:
@@ -20,6 +21,13 @@ plus attention (4 L^2 H per layer and sequence forward, x3 with backward) at eac
 embedding lookup, pooler, heads, loss and optimizer are not counted. The tokens are counted by a hook on the encoder,
 so padding that a system adds is not credited to it (its padded-token count is printed beside). The 2048^3 GEMM
 peak in fp32 and bf16 is measured in the same run, before and after the workers.
+
+``--whole-command`` times whole processes instead, as a user waits for them: ``decone train simcse`` (the console
+script: imports, model load, data, training, the final save) against a script that does the same with
+sentence-transformers (import, load, its SimCSE recipe for the same steps, ``save``). It prints each side's wall
+time, its training time (decone's from the saved ``decone.json``, the peer's ``train_runtime``) and the rest
+(start-up plus save; target <= 8 s for MiniLM), and decone's whole command against the peer's training time alone
+(target >= 2.5x on CPUs without native bf16) and against the peer's whole script.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 SYSTEMS = ("decone", "st-default", "st-bf16")
+WORKERS = (*SYSTEMS, "st-script")
 
 
 # ---------------------------------------------------------------------------------------------------------- workers
@@ -128,6 +137,54 @@ def worker_st(a, bf16: bool) -> dict:
     return res
 
 
+def worker_st_script(a) -> dict:
+    """The peer's whole script: import, load, train ``a.steps`` steps of its SimCSE recipe, save."""
+    import torch
+
+    from sentence_transformers import SentenceTransformer
+
+    sents = [s for s in (C.shared() / C.SENTS_10K).read_text(encoding="utf-8").splitlines() if s.strip()]
+    model = SentenceTransformer(C.model_path(a.model), device="cpu")
+    model.max_seq_length = a.max_length
+    with tempfile.TemporaryDirectory() as out:
+        trainer, _ = C.st_simcse_trainer(model, sents, out, a.batch_size, a.steps, False)
+        metrics = trainer.train().metrics
+        model.save(str(Path(out) / "model"))
+    return {"train_s": metrics["train_runtime"], "threads": torch.get_num_threads()}
+
+
+def whole_command(a, models: list[str]) -> None:
+    """``--whole-command``: decone's console script against the peer's whole script, each in a fresh process."""
+    import subprocess
+
+    data = str(C.shared() / C.SENTS_10K)
+    print(f"whole commands: simcse, {a.steps} steps of batch {a.batch_size}, max_length {a.max_length}, "
+          f"{a.rounds} round(s), median")
+    for m in models:
+        runs = {"decone": [], "peer": []}
+        for r in range(a.rounds):
+            with tempfile.TemporaryDirectory() as tmp:
+                t = time.perf_counter()
+                subprocess.run(["decone", "train", "simcse", "--model", C.model_path(m), "--data", data,
+                                "--max-steps", str(a.steps), "--batch-size", str(a.batch_size), "--max-length",
+                                str(a.max_length), "--output", f"{tmp}/out"], check=True, capture_output=True)
+                wall = time.perf_counter() - t
+                train = json.loads(Path(f"{tmp}/out/decone.json").read_text())["summary"]["wall_time_s"]
+            runs["decone"].append((wall, train))
+            t = time.perf_counter()
+            res = C.run_worker([str(Path(__file__).resolve()), "--worker", "st-script", "--model", m, "--steps",
+                                str(a.steps), "--batch-size", str(a.batch_size), "--max-length", str(a.max_length)])
+            runs["peer"].append((time.perf_counter() - t, res["train_s"]))
+            print(f"  round {r + 1}: decone {runs['decone'][-1][0]:.1f} s (training {train:.1f} s), peer "
+                  f"{runs['peer'][-1][0]:.1f} s (training {res['train_s']:.1f} s)", flush=True)
+        med = {k: (statistics.median(w for w, _ in v), statistics.median(t for _, t in v)) for k, v in runs.items()}
+        (dw, dt), (pw, pt) = med["decone"], med["peer"]
+        print(f"{m}: decone whole {dw:.1f} s = training {dt:.1f} s + start-up and save {dw - dt:.1f} s "
+              f"(target <= 8 s: {'met' if dw - dt <= 8 else 'NOT met'}); peer whole {pw:.1f} s = training {pt:.1f} s "
+              f"+ {pw - pt:.1f} s")
+        print(f"{m}: decone's whole command vs the peer's training alone: {pt / dw:.2f}x; whole vs whole: {pw / dw:.2f}x")
+
+
 def mean_tokens(model: str, max_length: int) -> float:
     """Mean tokens per sentence of the training file (truncated at max_length), with the model's tokenizer."""
     from transformers import AutoTokenizer
@@ -152,15 +209,21 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads in every worker (0: torch's default)")
     C.add_omp_flag(p, training=True)
     p.add_argument("--json", help="also write all results here")
-    p.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
+    p.add_argument("--whole-command", action="store_true",
+                   help="time whole processes: `decone train simcse` against the peer's whole script")
+    p.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     a = p.parse_args()
     C.set_omp(a)
 
     if a.worker:
-        res = worker_decone(a) if a.worker == "decone" else worker_st(a, bf16=a.worker == "st-bf16")
+        res = worker_decone(a) if a.worker == "decone" else worker_st_script(a) if a.worker == "st-script" \
+            else worker_st(a, bf16=a.worker == "st-bf16")
         print(json.dumps(res))
         return
+    if a.whole_command:
+        print(C.machine_line(C.machine()))
+        return whole_command(a, a.models.split(","))
 
     import torch
 
