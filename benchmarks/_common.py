@@ -230,7 +230,7 @@ def machine_line(info: dict) -> str:
 
 
 def st_simcse_trainer(model, sentences: list[str], output_dir: str, batch_size: int, max_steps: int, bf16: bool,
-                      learning_rate: float | None = None, callbacks=()):
+                      learning_rate: float | None = None, callbacks=(), use_cpu: bool = True):
     """The peer: sentence-transformers' own SimCSE recipe, MultipleNegativesRankingLoss (scale 20 = temperature
     0.05) over (s, s) pairs, through its trainer, saving and logging off. -> (trainer, training arguments)."""
     from datasets import Dataset
@@ -239,7 +239,7 @@ def st_simcse_trainer(model, sentences: list[str], output_dir: str, batch_size: 
     extra = {} if learning_rate is None else {"learning_rate": learning_rate}
     args = SentenceTransformerTrainingArguments(
         output_dir=output_dir, per_device_train_batch_size=batch_size, max_steps=max_steps, bf16=bf16,
-        save_strategy="no", logging_strategy="no", report_to="none", seed=42, disable_tqdm=True, use_cpu=True, **extra)
+        save_strategy="no", logging_strategy="no", report_to="none", seed=42, disable_tqdm=True, use_cpu=use_cpu, **extra)
     trainer = SentenceTransformerTrainer(model=model, args=args, loss=losses.MultipleNegativesRankingLoss(model),
                                          callbacks=list(callbacks),
                                          train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}))

@@ -153,6 +153,7 @@ def test_rng_ends_where_the_first_pass_left_it(tiny_encoder):
     assert torch.equal(torch.get_rng_state(), expected)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gradcache_on_cuda_restores_the_cuda_rng(tiny_encoder):
     """On a GPU dropout draws from the CUDA generator: GradCache must replay it too (bf16 autocast off and on)."""
