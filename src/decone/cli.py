@@ -87,6 +87,7 @@ def train(
     log_every: int = typer.Option(10, help="Write a train_log.jsonl row every N steps"),
     diagnose_every: int = typer.Option(0, help="Probe isotropy + STS-B dev every N steps into train_log.jsonl and plot dynamics.png (0: off; 50 or more recommended: one probe costs about 1-2.5 steps)"),
     mini_batch_size: int = typer.Option(0, help="GradCache: backpropagate in mini-batches of this size (0: off)"),
+    max_memory: Optional[str] = typer.Option(None, help="Memory budget, e.g. 4GB: GradCache mini-batches are chosen to fit it (exact) [70% of the memory free at start]"),
     fast_dropout: Optional[bool] = typer.Option(None, "--fast-dropout/--torch-dropout", help="On CPU, draw dropout masks from a quarter of torch's random numbers (same distribution, p rounded to 1/65536; faster steps) or use torch's own dropout [fast; on --resume: as the run started]"),
     adaptive_threads: bool = typer.Option(True, "--adaptive-threads/--fixed-threads", help="On CPU, use fewer threads while other processes keep cores busy and take them back when they stop, or keep torch's thread count [adaptive]"),
     encoding: str = typer.Option("utf-8", help="Text encoding of the data file"),

@@ -60,6 +60,7 @@ class TrainConfig:
     log_every: int = 10
     diagnose_every: int = 0
     mini_batch_size: int = 0
+    max_memory: str | None = None  # e.g. "4GB": GradCache mini-batches chosen to fit; None: 70% of what is free at start
     fast_dropout: bool | None = None  # None: on, or on --resume as the interrupted run had it
     adaptive_threads: bool = True  # CPU: fewer threads while other processes keep cores busy (decone.threads)
     encoding: str = "utf-8"
@@ -159,6 +160,10 @@ class TrainConfig:
         if self.lora_save not in LORA_SAVE_MODES:
             raise ConfigError(f"--lora-save {self.lora_save!r} unknown; choose one of {', '.join(LORA_SAVE_MODES)}")
         _check(self.mini_batch_size >= 0, "mini_batch_size", ">= 0", self.mini_batch_size)
+        if self.max_memory is not None:
+            from decone.memory import parse_size
+
+            parse_size(self.max_memory)
         _check(self.diagnose_every >= 0, "diagnose_every", ">= 0", self.diagnose_every)
         for name in ("eval_every", "save_every", "log_every"):
             _check(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))

@@ -95,6 +95,7 @@ class Trainer:
         self.use_bf16 = resolve_bf16(cfg.bf16, self.device)
         note(f"precision: {_precision_reason(cfg.bf16, self.use_bf16, self.device)}", self.console)
         self.views_fn = self.method.views(cfg, self.encoder.tokenizer)
+        self._fit_memory()
         self.labels = self.objective.labels(self.data)
         self.lengths = self._lengths()
         self.per_epoch = len(self.epoch_batches(0))
@@ -181,6 +182,31 @@ class Trainer:
             self.model.dist = self.dist
             if self.dist.rank > 0:  # each rank its own dropout masks
                 torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
+
+    def _fit_memory(self) -> None:
+        """``--max-memory`` (default: 70% of the memory free now): where the batch's estimated peak exceeds it,
+        GradCache with the largest mini-batch that fits (exact: the same loss and gradients), said at start."""
+        from decone import memory
+
+        cfg = self.config
+        if cfg.mini_batch_size:
+            return
+        budget = memory.parse_size(cfg.max_memory) if cfg.max_memory else \
+            int(memory.DEFAULT_SHARE * memory.available_bytes(self.device))
+        views = len(self.views_fn([self.data.examples[0], self.data.examples[1]], random.Random(0)))
+        size, whole, fitted = memory.choose_mini_batch(self.model, self.encoder.model.config, cfg.batch_size, views,
+                                                       cfg.max_length, budget)
+        if not size:
+            return
+        need = f"a batch of {cfg.batch_size} x {views} views x {cfg.max_length} tokens needs about {whole / 2**30:.1f} GB"
+        if self.objective.gradcache_refusal:
+            warn(f"memory: {need}, over the budget of {budget / 2**30:.1f} GB, and {cfg.method} cannot use GradCache "
+                 f"({self.objective.gradcache_refusal}); lower --batch-size if it runs out")
+            return
+        cfg.mini_batch_size = size
+        note(f"memory: {need}, over the budget of {budget / 2**30:.1f} GB"
+             f"{'' if cfg.max_memory else ' (70% of the memory free now; set --max-memory)'}: GradCache with "
+             f"mini-batches of {size} (about {fitted / 2**30:.1f} GB; the loss and gradients are the same)", self.console)
 
     def _lengths(self):
         """Each example's length, the key of length grouping: token counts; a large file's byte lengths (tokenising

@@ -1,0 +1,86 @@
+"""``--max-memory``: choose the GradCache mini-batch so that a training step fits a memory budget.
+
+A step's memory is a fixed part (the process, the weights, their gradients and AdamW's two moments: 16 bytes a
+trainable parameter, 4 a frozen one) plus the activations that backward keeps, which grow with the tokens of the
+views that go through the encoder together. Per token and layer a BERT-style block keeps about 18 H floats
+(Q, K, V, the attention output, two LayerNorm inputs, the FFN's 4 H input and GELU output, dropout masks) and
+3 x heads x T floats for the attention scores, probabilities and their dropout mask (Korthikanti et al. 2022,
+arXiv:2205.05198, count the same terms in half precision). With GradCache (Gao et al. 2021, arXiv:2101.06983) only
+one mini-batch's activations live at a time, and the loss is exact, so the largest mini-batch that fits is chosen.
+
+The estimate errs high (bf16 autocast keeps some activations in half precision); ``benchmarks/gradcache_memory.py
+--max-memory`` measures the peak it gives.
+"""
+
+from __future__ import annotations
+
+import re
+
+from decone.errors import ConfigError
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,
+          "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40, "tib": 2**40}
+PROCESS_BYTES = 700 * 2**20  #: Python, torch, transformers and the tokenizer, before any model (measured: 0.6-0.7 GB)
+DEFAULT_SHARE = 0.7  #: the budget when none is given: this share of the memory available at start
+
+
+def parse_size(text: str, flag: str = "--max-memory") -> int:
+    """``"4GB"``, ``"4 GiB"``, ``"512M"``, ``"3.5g"`` -> bytes (powers of 1024)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ConfigError(f"{flag} {text!r}: expected a size such as 4GB, 3.5G or 512MB")
+    size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if size <= PROCESS_BYTES:
+        raise ConfigError(f"{flag} {text}: too small; the process alone takes about {PROCESS_BYTES / 2**30:.1f} GB")
+    return size
+
+
+def available_bytes(device) -> int:
+    """Memory a run may use by default: the GPU's total, or the RAM available now (psutil, else /proc/meminfo)."""
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        return info.get("MemAvailable", info.get("MemFree", 0))
+
+
+def fixed_bytes(model) -> int:
+    """The process, the weights and, for the trainable ones, their gradients and AdamW's moments."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return PROCESS_BYTES + 16 * trainable + 4 * frozen
+
+
+def activation_bytes(config, examples: int, views: int, tokens: int) -> int:
+    """Activations backward keeps for ``examples`` x ``views`` sequences of ``tokens`` tokens (fp32)."""
+    hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0))
+    layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0))
+    heads = int(getattr(config, "num_attention_heads", 0) or getattr(config, "n_head", 1))
+    per_token_layer = 4 * (18 * hidden + 3 * heads * tokens)
+    return examples * views * tokens * layers * per_token_layer
+
+
+def choose_mini_batch(model, config, batch: int, views: int, tokens: int, budget: int) -> tuple[int, int, int]:
+    """-> (mini-batch size: 0 when the whole batch fits, the batch's estimated bytes, the chosen mini-batch's).
+
+    Raises:
+        ConfigError: not even a mini-batch of 2 fits the budget.
+    """
+    fixed = fixed_bytes(model)
+    whole = fixed + activation_bytes(config, batch, views, tokens)
+    if whole <= budget:
+        return 0, whole, whole
+    room = budget - fixed
+    per_example = activation_bytes(config, 1, views, tokens)
+    size = min(batch - 1, room // per_example if room > 0 else 0)
+    if size < 2:
+        raise ConfigError(f"--max-memory {budget / 2**30:.1f} GB: the weights and optimizer state alone need about "
+                          f"{fixed / 2**30:.1f} GB, leaving no room for a mini-batch of 2; raise it or use a smaller model")
+    return int(size), whole, fixed + per_example * int(size)
