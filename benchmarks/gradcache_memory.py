@@ -2,6 +2,7 @@
 
     python benchmarks/gradcache_memory.py                      # all-MiniLM-L6-v2, 3 steps each
     python benchmarks/gradcache_memory.py --model raw-mini --also-uncached 256
+    python benchmarks/gradcache_memory.py --max-memory 4GB     # decone train mirror on MiniLM, defaults, within 4 GB
 
 Each run is ``decone.train.fit`` (method ``simcse``, max length 32, the STS-B 10k sentences) in its own subprocess, so
 the peaks do not mix; the peak resident set size (``ru_maxrss``) is read at the end of the run, and the RSS after the
@@ -9,6 +10,11 @@ model is loaded (before the first step) is printed beside it. Batches are drawn 
 sees random sentence lengths (batch widths near the maximum) and the peak does not depend on which length band a
 step happens to draw. ``--also-uncached N`` adds a plain batch of N for contrast (a batch of 1024 uncached needs
 several GB).
+
+``--max-memory SIZE`` measures the budget instead: ``decone train mirror`` on the model with the method's defaults
+(batch 200, max length 50, the Mirror-BERT 10k sentences, ``--steps`` steps) twice, with no budget (the whole batch
+at once) and with ``--max-memory SIZE`` (decone picks the GradCache mini-batch), and prints both peaks, the chosen
+mini-batch and the two loss curves.
 """
 
 from __future__ import annotations
@@ -53,6 +59,57 @@ def worker(a) -> dict:
             "final_loss": summary["final_loss"], "threads": torch.get_num_threads()}
 
 
+def worker_mirror(a) -> dict:
+    """``decone train mirror`` with its defaults; a budget of "" means none (a huge one: the whole batch at once)."""
+    from decone.train import TrainConfig, Trainer
+
+    losses = []
+
+    class Callback:
+        def on_train_begin(self, state):
+            losses.clear()
+
+        def on_step_end(self, state):
+            losses.append(state.last_loss)
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = TrainConfig(method="mirror", model=C.model_path(a.model), data=str(C.shared() / C.SENTS_10K), output=out,
+                          max_steps=a.steps, save_every=10**9, log_every=1, seed=42,
+                          max_memory=a.budget or "1TB")
+        trainer = Trainer(cfg, callbacks=[Callback()])
+        t = time.perf_counter()
+        trainer.run()
+    return {"budget": a.budget or None, "mini_batch_size": trainer.config.mini_batch_size, "losses": losses,
+            "peak_rss_mb": C.peak_rss_mb(), "seconds": time.perf_counter() - t}
+
+
+def mirror_budget(a) -> None:
+    info = C.machine()
+    print(C.machine_line(info))
+    runs = []
+    for budget in ("", a.max_memory):
+        res = C.run_worker([str(Path(__file__).resolve()), "--worker", "--model", a.model, "--steps", str(a.steps),
+                            "--budget", budget])
+        runs.append(res)
+        print(f"  {'no budget' if not budget else '--max-memory ' + budget:<22} mini-batch "
+              f"{res['mini_batch_size'] or 'none (whole batch)'}: peak RSS {res['peak_rss_mb']:,.0f} MiB, "
+              f"{res['seconds']:.0f} s", flush=True)
+    (free, fitted), limit = runs, C_size(a.max_memory)
+    diff = max(abs(x - y) for x, y in zip(free["losses"], fitted["losses"]))
+    print(f"\nloss per step, no budget:  {' '.join(f'{x:.4f}' for x in free['losses'])}")
+    print(f"loss per step, {a.max_memory}: {' '.join(f'{x:.4f}' for x in fitted['losses'])}")
+    print(f"max |difference| {diff:.4f} (GradCache is exact; with dropout on, the mini-batches draw their own masks)")
+    print(f"peak RSS with --max-memory {a.max_memory}: {fitted['peak_rss_mb']:,.0f} MiB "
+          f"({'within' if fitted['peak_rss_mb'] * 2**20 <= limit else 'OVER'} the budget), without: "
+          f"{free['peak_rss_mb']:,.0f} MiB")
+
+
+def C_size(text: str) -> int:
+    from decone.memory import parse_size
+
+    return parse_size(text)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="minilm")
@@ -61,6 +118,8 @@ def main() -> None:
     p.add_argument("--mini-batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--also-uncached", type=int, default=0, help="also a plain batch of this size")
+    p.add_argument("--max-memory", help="instead: decone train mirror with its defaults, without and with this budget")
+    p.add_argument("--budget", help=argparse.SUPPRESS)
     C.add_omp_flag(p)
     p.add_argument("--json")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -68,8 +127,10 @@ def main() -> None:
     a = p.parse_args()
     C.set_omp(a)
     if a.worker:
-        print(json.dumps(worker(a)))
+        print(json.dumps(worker_mirror(a) if a.budget is not None else worker(a)))
         return
+    if a.max_memory:
+        return mirror_budget(a)
 
     info = C.machine()
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']}, "
