@@ -68,3 +68,17 @@ def test_sweep_cli_with_seed_and_set(tiny_model_dir, tmp_path):
     assert sorted((r["temperature"], r["seed"]) for r in rows) == [(0.05, 0), (0.05, 1), (0.5, 0), (0.5, 1)]
     table = [line for line in (tmp_path / "sw" / "sweep.md").read_text().splitlines() if line.startswith("| 0.")]
     assert len(table) == 2 and all(line.count("±") == 5 for line in table)  # mean ± std over the 2 seeds
+
+
+def test_batch_size_axis_with_equal_sentences_seen(tiny_model_dir, tmp_path):
+    """--sentences: each point trains sentences // batch steps; the batch above mini_batch_size goes through
+    GradCache (exact), so a batch-size ablation compares the same data at every batch size."""
+    data, dev = _sentences_and_dev(tmp_path)
+    base = {"max_length": 16, "bf16": False, "eval_data": str(dev), "mini_batch_size": 4}
+    rows = sweep("simcse", str(tiny_model_dir), str(data), {"batch_size": [4, 8, 16]}, tmp_path / "sw",
+                 base=dict(base), sentences=32)
+    assert {r["batch_size"]: r["steps"] for r in rows} == {4: 8, 8: 4, 16: 2}
+    assert (tmp_path / "sw" / "sweep_batch_size.png").exists()
+    with pytest.raises(ConfigError, match="--sentences"):
+        sweep("simcse", str(tiny_model_dir), str(data), {"batch_size": [4]}, tmp_path / "sw2",
+              base={**base, "max_steps": 3}, sentences=32)

@@ -71,8 +71,10 @@ def sweep(
     probe_pairs: int = 400,
     keep_models: bool = False,
     console=None,
+    sentences: int | None = None,
 ) -> list[dict]:
-    """Run the grid; returns every row of ``sweep.jsonl`` (earlier runs included)."""
+    """Run the grid; returns every row of ``sweep.jsonl`` (earlier runs included). ``sentences``: every run sees
+    this many examples (``max_steps`` = sentences // batch size), so that a batch-size axis compares equal data."""
     from decone.diagnostics.dynamics import DynamicsCallback, default_probe
     from decone.encoder import Encoder
     from decone.train import TrainConfig, fit
@@ -83,6 +85,10 @@ def sweep(
     out = Path(output)
     base = dict(base or {})
     probe_data = base.pop("eval_data", None)  # the probe, not model selection: every run keeps its last step
+    per_run, sentences = sentences, None  # the name is the probe's below
+    if per_run is not None:
+        if per_run < 2 or "max_steps" in base or "max_steps" in grid:
+            raise ConfigError("--sentences needs a value >= 2 and takes the place of --max-steps")
     clash = sorted(set(base) & set(grid))
     if clash:
         raise ConfigError(f"{', '.join(clash)}: both a fixed setting and a --grid axis; give it in one place")
@@ -101,11 +107,15 @@ def sweep(
         run_dir = out / "runs" / rid.replace(",", "_").replace("=", "-")
         _say(console, f"[{number}/{len(todo)}] {rid}")
         settings = {**base, **point, "seed": base.get("seed", 42) + seed, "overwrite": True}
+        if per_run is not None:
+            batch = TrainConfig(method=method, model=model, **settings).resolved().batch_size
+            settings["max_steps"] = max(1, per_run // batch)
         cfg = TrainConfig(method=method, model=model, data=data, output=str(run_dir), **settings)
         t0 = time.perf_counter()
         summary = fit(cfg, console=console)
         encoder = Encoder.load(run_dir)
         row = {"id": rid, **point, "seed": seed, **probe.probe(encoder), "final_loss": summary["final_loss"],
+               "steps": summary["steps"],
                "train_seconds": round(time.perf_counter() - t0, 1), "sentences_per_s": summary["sentences_per_s"]}
         if not keep_models:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -232,6 +242,7 @@ def register(app) -> None:
         grid: list[str] = typer.Option(..., "--grid", help="NAME=V1,V2,... (repeatable)"),
         output: str = typer.Option("runs/sweep", "--output", "-o", help="sweep folder (sweep.jsonl, sweep.md, plots)"),
         max_steps: Optional[int] = typer.Option(None, help="steps per run"),
+        sentences: Optional[int] = typer.Option(None, help="examples per run instead of --max-steps: steps = this // batch size (a batch-size axis then sees equal data)"),
         seeds: int = typer.Option(1, help="seeds per grid point"),
         seed: int = typer.Option(42, help="first seed"),
         eval_data: Optional[str] = typer.Option(None, help="probe pairs (s1, s2, score) [STS-B dev]"),
@@ -248,6 +259,6 @@ def register(app) -> None:
         base = {k: v for k, v in base.items() if v is not None}
         console = Console(stderr=True, highlight=False)
         rows = sweep(method, model, data, parse_grid(grid), output, seeds=seeds, base=base, probe_pairs=probe_pairs,
-                     keep_models=keep_models, console=console)
+                     keep_models=keep_models, console=console, sentences=sentences)
         console.print((Path(output) / "sweep.md").read_text())
         console.print(f"{len(rows)} runs; sweep.jsonl, sweep.md and plots in {output}")
