@@ -57,13 +57,14 @@ def budget(quick: bool) -> dict:
                     sweep_steps=15, sweep_grid=["temperature=0.05,0.5", "pooling=cls_before_pooler,mean"],
                     fewshot=["--shots", "20", "--seeds", "2", "--noise", "0", "--epochs", "2", "--test-size", "300"],
                     diagnose_every=10, probe_pairs=300, sts_tasks=["STSBenchmark", "SICKRelatedness"],
-                h2h_steps=10, h2h_minilm_steps=3, h2h_seeds=[42, 43], decoder_steps=10, decoder_seeds=[42])
+                h2h_steps=10, h2h_minilm_steps=3, h2h_seeds=[42, 43], decoder_steps=10, decoder_seeds=[42],
+                batch_ablation=[16, 32, 64], ablation_sentences=640)
     return dict(simcse_steps=400, corpus_sentences=25_600, mirror_steps=50, sup_steps=92, minilm_mirror_steps=50,
                 sweep_steps=100, sweep_grid=["temperature=0.01,0.05,0.1,0.5", "pooling=cls_before_pooler,mean,first_last_avg"],
                 fewshot=["--shots", "20,100", "--seeds", "5", "--noise", "0,0.2", "--epochs", "8", "--lr", "2e-4"],
                 diagnose_every=50, probe_pairs=1000, sts_tasks=None,
                 h2h_steps=100, h2h_minilm_steps=20, h2h_seeds=[42, 43, 44], decoder_steps=200,
-                decoder_seeds=[42, 43, 44])
+                decoder_seeds=[42, 43, 44], batch_ablation=[32, 64, 128, 256, 512], ablation_sentences=12_800)
 
 
 def log(msg: str) -> None:
@@ -266,6 +267,8 @@ def main() -> None:
 
     h2h = head_to_head(work, b, raw, minilm, corpus, probe, eval_data)
     dec = decoder_rows(work, b, shared, raw, corpus, probe, eval_data)
+    log("batch-size ablation: simcse on raw-mini")
+    batches = batch_ablation(work, b, raw, corpus, figs)
 
     log("sweep: simcse on raw-mini")
     sweep_dir = work / "sweep"
@@ -292,7 +295,7 @@ def main() -> None:
     spent_log.write_text(json.dumps(spent))
     total = sum(spent)
     write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_dir, fewshot_dir,
-                   args.quick, len(spent), h2h, dec)
+                   args.quick, len(spent), h2h, dec, batches)
     if not args.quick:  # the README's decoder table is this run's, not retyped
         readme = out / "README.md"
         if readme.exists() and "<!-- decoders:begin -->" in readme.read_text():
@@ -401,6 +404,75 @@ def decoder_markdown(rows: dict, b: dict) -> list[str]:
     return lines + [""]
 
 
+def batch_ablation(work: Path, b: dict, raw: str, corpus: Path, figs: Path) -> list[dict]:
+    """SimCSE on raw-mini at each batch size of ``batch_ablation``, every run seeing ``ablation_sentences`` examples
+    (steps = sentences // batch); batches above 128 go through GradCache (``mini_batch_size`` 128: exact, so memory
+    does not cap the batch). The dynamics probe runs 5 times a run. Plots: STS-B dev and average cosine against batch
+    size, and the dynamics of the smallest and largest batch against sentences seen, on one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from decone.diagnostics.dynamics import read_log
+
+    rows = []
+    for batch in b["batch_ablation"]:
+        steps = b["ablation_sentences"] // batch
+        info = train_decone(f"batch-{batch}", work, diagnose_every=max(1, steps // 5), method="simcse", model=raw,
+                            data=str(corpus), max_steps=steps, batch_size=batch, mini_batch_size=128, pooling="mean",
+                            lr=1e-4, bf16=None, seed=42)
+        probes = [r for r in read_log(Path(info["path"]) / "train_log.jsonl") if "probe_avg_cosine" in r]
+        rows.append({"batch": batch, "steps": steps, "train": info, "probes": probes, "final": probes[-1]})
+    fig, (a, c) = plt.subplots(1, 2, figsize=(11, 4))
+    xs = [r["batch"] for r in rows]
+    a.plot(xs, [r["final"]["probe_dev_spearman"] for r in rows], marker="o")
+    a.set_ylabel("STS-B dev Spearman x100 (probe)")
+    c.plot(xs, [r["final"]["probe_avg_cosine"] for r in rows], marker="o", color="tab:red")
+    c.set_ylabel("average cosine of random pairs")
+    for ax in (a, c):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel(f"batch size ({b['ablation_sentences']:,} sentences seen each)")
+        ax.grid(alpha=0.3)
+    fig.suptitle("simcse on raw-mini: batch size")
+    fig.tight_layout()
+    fig.savefig(figs / "batch_size.png", dpi=110)
+    plt.close(fig)
+    fig, (a, c) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in (rows[0], rows[-1]):
+        seen = [p["step"] * r["batch"] for p in r["probes"]]
+        a.plot(seen, [p["probe_dev_spearman"] for p in r["probes"]], marker="o", label=f"batch {r['batch']}")
+        c.plot(seen, [p["probe_avg_cosine"] for p in r["probes"]], marker="o", label=f"batch {r['batch']}")
+    a.set_ylabel("STS-B dev Spearman x100 (probe)")
+    c.set_ylabel("average cosine of random pairs")
+    for ax in (a, c):
+        ax.set_xlabel("sentences seen")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("learning dynamics: smallest and largest batch")
+    fig.tight_layout()
+    fig.savefig(figs / "batch_size_dynamics.png", dpi=110)
+    plt.close(fig)
+    return rows
+
+
+def batch_markdown(rows: list[dict], b: dict, r: str) -> list[str]:
+    lines = ["## Batch size: simcse on raw-mini", "",
+             f"Each run sees the same {b['ablation_sentences']:,} corpus sentences (steps = sentences / batch), mean "
+             "pooling, lr 1e-4, seed 42; batches above 128 use GradCache with mini-batches of 128 (exact). One seed "
+             "a point, so read small differences against the seed spread the head-to-head above shows. Metrics: the "
+             "dynamics probe (256 seeded STS-B dev pairs) at each run's last step.", "",
+             "| batch | steps | STS-B dev (probe) | avg cos | IsoScore | alignment | uniformity | train s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        f = row["final"]
+        lines.append(f"| {row['batch']} | {row['steps']} | {f['probe_dev_spearman']:.2f} | {f['probe_avg_cosine']:.3f} | "
+                     f"{f['probe_isoscore']:.3f} | {f['probe_alignment']:.3f} | {f['probe_uniformity']:.3f} | "
+                     f"{row['train']['wall_s']:.0f} |")
+    return lines + ["", f"![batch size]({r}/batch_size.png)", f"![dynamics by batch size]({r}/batch_size_dynamics.png)", ""]
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     import statistics
 
@@ -496,7 +568,8 @@ def fmt(x, d=2) -> str:
 
 
 def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_dir: Path, fewshot_dir: Path, quick: bool,
-                   invocations: int = 1, h2h: dict | None = None, dec: dict | None = None) -> None:
+                   invocations: int = 1, h2h: dict | None = None, dec: dict | None = None,
+                   batches: list | None = None) -> None:
     import torch
 
     from decone.encoder import has_bf16_cpu
@@ -581,6 +654,8 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
         lines += head_to_head_markdown(h2h, b, baselines)
     if dec:
         lines += decoder_markdown(dec, b)
+    if batches:
+        lines += batch_markdown(batches, b, r)
     lines += [
               "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
               "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
