@@ -298,8 +298,8 @@ def main() -> None:
                    args.quick, len(spent), h2h, dec, batches)
     if not args.quick:  # the README's decoder table is this run's, not retyped
         readme = out / "README.md"
-        if readme.exists() and "<!-- decoders:begin -->" in readme.read_text():
-            text = readme.read_text()
+        text = readme.read_text() if readme.exists() else ""
+        if "<!-- decoders:begin -->\n" in text and "<!-- decoders:end -->" in text.split("<!-- decoders:begin -->", 1)[1]:
             head, rest = text.split("<!-- decoders:begin -->\n", 1)
             _, tail = rest.split("<!-- decoders:end -->", 1)
             table = [line for line in decoder_markdown(dec, b) if line.startswith("|")]
@@ -513,7 +513,9 @@ def head_to_head_markdown(tables: dict, b: dict, baselines: dict) -> list[str]:
             t_m, _ = _mean_std([r["train"]["wall_s"] for r in runs])
             pooling = {"promptbert": "[MASK]", "tsdae": "[CLS]"}.get(method, "mean")
             delta = verdict = ""
-            if method != "simcse" and len(ref) == len(runs):
+            if method != "simcse" and len(ref) == len(runs) and len(runs) < 2:
+                verdict = "n/a (one seed)"
+            elif method != "simcse" and len(ref) == len(runs):
                 diffs = [r["sts_avg"] - x for r, x in zip(runs, ref)]
                 d_m, d_s = _mean_std(diffs)
                 wins = sum(d > 0 for d in diffs)
@@ -657,7 +659,6 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
     if batches:
         lines += batch_markdown(batches, b, r)
     lines += [
-              "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
               "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
               "## Sweep: simcse on raw-mini", ""]
     if (sweep_dir / "sweep.md").exists():

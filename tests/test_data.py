@@ -157,6 +157,9 @@ def test_gzip_text_is_read(tmp_path):
 
     (tmp_path / "d.txt.gz").write_bytes(gzip.compress(b"one sentence\n\ntwo sentences\n"))
     assert read_dataset(tmp_path / "d.txt.gz", "sentences").examples == [("one sentence",), ("two sentences",)]
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(b"text\na\nb\n"))
+    with pytest.raises(DataError, match="compressed .csv tables are not read"):
+        read_dataset(tmp_path / "d.csv.gz", "sentences")
     (tmp_path / "bad.txt.gz").write_bytes(b"not gzip at all")
     with pytest.raises(DataError, match="bad.txt.gz: not a readable gzip file"):
         read_lines(tmp_path / "bad.txt.gz")

@@ -32,37 +32,54 @@ def test_activation_estimate_counts_tokens_layers_and_attention():
     assert memory.activation_bytes(gpt, 1, 2, 50) == one
 
 
-def test_choose_mini_batch_fits_the_budget():
+def test_largest_mini_batch():
+    fixed, per = 10_000, 100
+    assert memory.largest_mini_batch(fixed, per, 64, fixed + 64 * per) == 64  # the whole batch fits
+    assert memory.largest_mini_batch(fixed, per, 64, fixed + 20 * per + 5) == 20
+    assert memory.largest_mini_batch(fixed, per, 64, fixed + per) == 1  # not even a pair
+    assert memory.largest_mini_batch(fixed, per, 64, fixed - 5) == 0
+
+
+def test_optimizer_bytes_count_trainable_parameters_only():
     import torch
-    from types import SimpleNamespace
 
-    model = torch.nn.Linear(1000, 1000)  # 1M trainable parameters: 16 MB of state
-    config = SimpleNamespace(hidden_size=256, num_hidden_layers=4, num_attention_heads=4)
-    fixed = memory.fixed_bytes(model)
-    per = memory.activation_bytes(config, 1, 2, 32)
-    assert memory.choose_mini_batch(model, config, 64, 2, 32, fixed + 64 * per) == (0, fixed + 64 * per, fixed + 64 * per)
-    size, whole, fitted = memory.choose_mini_batch(model, config, 64, 2, 32, fixed + 20 * per + 5)
-    assert size == 20 and whole == fixed + 64 * per and fitted <= fixed + 20 * per + 5
-    with pytest.raises(ConfigError, match="no room for a mini-batch of 2"):
-        memory.choose_mini_batch(model, config, 64, 2, 32, fixed + per)
+    model = torch.nn.Sequential(torch.nn.Linear(10, 10), torch.nn.Linear(10, 10))
+    model[1].requires_grad_(False)
+    assert memory.optimizer_bytes(model) == 12 * 110
 
 
-def test_trainer_uses_gradcache_when_the_batch_exceeds_max_memory(tiny_model_dir, tmp_path, capsys):
+def _trainer(tiny_model_dir, tmp_path, name, **kw):
     from decone.data import Dataset
     from decone.train import TrainConfig, Trainer
 
     data = Dataset([(f"sentence {i} about a cat and a dog",) for i in range(64)], "mem")
-    base = dict(method="simcse", model=str(tiny_model_dir), batch_size=32, max_length=16, max_steps=2, bf16=False,
-                pooling="mean")
-    probe = Trainer(TrainConfig(output=str(tmp_path / "probe"), **base), data=data)
+    return Trainer(TrainConfig(method="simcse", model=str(tiny_model_dir), output=str(tmp_path / name), batch_size=32,
+                               max_length=16, max_steps=2, bf16=False, pooling="mean", **kw), data=data)
+
+
+def test_trainer_uses_gradcache_when_the_batch_exceeds_max_memory(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    held = 2**30
+    monkeypatch.setattr(memory, "held_and_free", lambda device: (held, 64 * 2**30))
+    probe = _trainer(tiny_model_dir, tmp_path, "probe")
     probe.setup()
-    assert probe.config.mini_batch_size == 0  # the default budget (70% of free memory): a tiny batch fits
-    fixed = memory.fixed_bytes(probe.model)
+    assert probe.config.mini_batch_size == 0  # the default budget: held + 70% of 64 GB free
+    fixed = held + memory.optimizer_bytes(probe.model)
     per = memory.activation_bytes(probe.encoder.model.config, 1, 2, 16)
-    budget = f"{(fixed + 10 * per) / 2**20:.3f}MB"
-    trainer = Trainer(TrainConfig(output=str(tmp_path / "fit"), max_memory=budget, **base), data=data)
+    trainer = _trainer(tiny_model_dir, tmp_path, "fit", max_memory=f"{fixed + 10.5 * per}B")
     summary = trainer.run()
     assert trainer.config.mini_batch_size == 10 and summary["steps"] == 2
     assert "GradCache with mini-batches of 10" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="not even a mini-batch of 2 fits"):
+        _trainer(tiny_model_dir, tmp_path, "tight", max_memory=f"{fixed + per}B").setup()
+    from decone.train import TrainConfig
+
     with pytest.raises(ConfigError, match="--max-memory"):
-        TrainConfig(output=str(tmp_path / "x"), max_memory="huge", **base).resolved()
+        TrainConfig(method="simcse", model="m", max_memory="huge").resolved()
+
+
+def test_without_max_memory_an_estimate_that_nothing_fits_only_warns(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(memory, "held_and_free", lambda device: (2**30, 0))  # nothing free at all
+    trainer = _trainer(tiny_model_dir, tmp_path, "warn")
+    trainer.setup()
+    assert trainer.config.mini_batch_size == 0
+    assert "not even a mini-batch of 2 fits" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import csv
 import math
 import io
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,11 +106,12 @@ _CHUNK = 64 * 2**20
 class LineFile(Sequence):
     """The non-blank lines of a large text file as a sequence of 1-tuples, read on demand.
 
-    Opening scans the file once in 64 MiB chunks through a memory map (numpy), keeping only each non-blank line's
-    byte offset (int64) and length (int32): 12 bytes a line, about 120 MB for 10M lines, whatever their text. A line
-    is blank when it has no byte above the space (spaces, tabs, ``\\r``). NUL bytes are refused at opening with their
-    line number; a line that does not decode is refused when it is read, with its line number. ``byte_lengths``
-    stands in for token counts in length grouping, which would otherwise tokenise every line before the first step.
+    Opening scans the file once in 64 MiB reads (numpy over each buffer; no memory map, so the file's pages are not
+    counted in the process's memory), keeping only each non-blank line's byte offset (int64) and length (int32): 12
+    bytes a line, about 120 MB for 10M lines, whatever their text. A line is blank when it has no byte above the
+    space (spaces, tabs, ``\\r``). NUL bytes are refused at opening with their line number; a line that does not
+    decode is refused when it is read (``os.pread``), with its line number. ``byte_lengths`` stands in for token
+    counts in length grouping, which would otherwise tokenise every line before the first step.
     """
 
     def __init__(self, path: Path, encoding: str = "utf-8"):
@@ -119,34 +121,45 @@ class LineFile(Sequence):
             "".encode(encoding)
         except LookupError:
             raise DataError(f"{path}: unknown encoding {encoding!r}") from None
-        if self.path.stat().st_size == 0:
+        size = self.path.stat().st_size
+        if size == 0:
             raise DataError(f"{path}: file is empty")
-        self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+        self._fd = os.open(self.path, os.O_RDONLY)
         starts, lengths, self.skipped_blank = [], [], 0
-        pos, size = 0, len(self._map)
+        pos = 0
         while pos < size:
-            chunk = np.asarray(self._map[pos:pos + _CHUNK])
-            while pos + len(chunk) < size and not (chunk == 10).any():  # a line longer than a chunk: widen it
-                chunk = np.asarray(self._map[pos:pos + 2 * len(chunk)])
+            want = _CHUNK
+            chunk = np.frombuffer(os.pread(self._fd, want, pos), dtype=np.uint8)
+            while pos + len(chunk) < size and not (chunk == 10).any():  # a line longer than a chunk: read more
+                want *= 2
+                chunk = np.frombuffer(os.pread(self._fd, want, pos), dtype=np.uint8)
             if pos + len(chunk) < size:  # cut after the chunk's last newline
                 chunk = chunk[: np.flatnonzero(chunk == 10)[-1] + 1]
             nul = np.flatnonzero(chunk == 0)
             if len(nul):
-                line = int(np.count_nonzero(self._map[:pos + nul[0]] == 10)) + 1
-                raise DataError(f"{path}:{line}: NUL byte in line (is this a binary file?)")
+                raise DataError(f"{path}:{self._line_number(pos + int(nul[0]))}: NUL byte in line (is this a binary file?)")
             ends = np.flatnonzero(chunk == 10)
             if len(ends) == 0 or ends[-1] != len(chunk) - 1:
                 ends = np.append(ends, len(chunk))  # the file's last line without a newline
             begins = np.r_[0, ends[:-1] + 1]
-            visible = np.add.reduceat((chunk > 32).astype(np.uint8), begins, dtype=np.int32) if len(chunk) else begins
+            visible = np.add.reduceat((chunk > 32).astype(np.uint8), begins, dtype=np.int32)
             visible = np.where(ends > begins, visible, 0)  # reduceat gives the next byte for an empty range
             keep = visible > 0
             self.skipped_blank += int(np.count_nonzero(~keep))
             starts.append(begins[keep] + pos)
             lengths.append((ends - begins)[keep].astype(np.int32))
             pos += len(chunk)
-        self.starts = np.concatenate(starts) if starts else np.zeros(0, np.int64)
-        self.byte_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
+        self.starts = np.concatenate(starts)
+        self.byte_lengths = np.concatenate(lengths)
+
+    def _line_number(self, offset: int) -> int:
+        """The 1-based line holding byte ``offset`` (only for error messages: it reads the file up to there)."""
+        count, pos = 0, 0
+        while pos < offset:
+            block = np.frombuffer(os.pread(self._fd, min(_CHUNK, offset - pos), pos), dtype=np.uint8)
+            count += int(np.count_nonzero(block == 10))
+            pos += len(block)
+        return count + 1
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -155,14 +168,18 @@ class LineFile(Sequence):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
         start = int(self.starts[i])
-        raw = bytes(self._map[start:start + int(self.byte_lengths[i])])
+        raw = os.pread(self._fd, int(self.byte_lengths[i]), start)
         try:
             text = raw.decode(self.encoding).strip()
         except UnicodeDecodeError as exc:
-            line = int(np.count_nonzero(self._map[:start] == 10)) + 1
-            raise DataError(f"{self.path}:{line}: invalid {self.encoding} bytes at column {exc.start + 1}; "
-                            "pass --encoding (e.g. --encoding latin-1) if the file is not UTF-8") from None
+            raise DataError(f"{self.path}:{self._line_number(start)}: invalid {self.encoding} bytes at column "
+                            f"{exc.start + 1}; pass --encoding (e.g. --encoding latin-1) if the file is not UTF-8") from None
         return (text[:MAX_LINE_CHARS],)
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> Dataset:
@@ -358,6 +375,9 @@ def read_dataset(
             return default_words()
         raise DataError(f"no --data given: this method needs a file of {kind}")
     path = Path(path)
+    inner = Path(path.stem).suffix.lower() if path.suffix.lower() == ".gz" else ""
+    if inner in (".csv", ".tsv", ".jsonl"):
+        raise DataError(f"{path}: compressed {inner} tables are not read; decompress it (gunzip) first")
     if kind == "triples" and path.is_dir():
         data = nli_triples(path)
     elif path.suffix.lower() in (".csv", ".tsv", ".jsonl"):

@@ -243,6 +243,10 @@ def save_adapter_folder(model: nn.Module, folder: str | Path) -> None:
     folder = Path(folder)
     if not is_lora(model):
         raise ConfigError("--lora-save adapter: the model has no LoRA adapters (give --lora-r)")
+    merged = getattr(model.get_base_model(), "decone_merged_adapter", None)
+    if merged:
+        raise ConfigError(f"--lora-save adapter: this model was loaded from the adapter folder {merged}, merged into "
+                          "its base; a new adapter would point at that base and lose it: use --lora-save merged")
     base = base_reference(model)
     if not base:
         raise ConfigError("--lora-save adapter: the base model's location is unknown (it was not loaded from a "

@@ -1,7 +1,7 @@
 """``--max-memory``: choose the GradCache mini-batch so that a training step fits a memory budget.
 
-A step's memory is a fixed part (the process, the weights, their gradients and AdamW's two moments: 16 bytes a
-trainable parameter, 4 a frozen one) plus the activations that backward keeps, which grow with the tokens of the
+A step's memory is a fixed part (what the process holds once the model is loaded, plus a gradient and AdamW's two
+moments: 12 bytes a trainable parameter) plus the activations that backward keeps, which grow with the tokens of the
 views that go through the encoder together. Per token and layer a BERT-style block keeps about 18 H floats
 (Q, K, V, the attention output, two LayerNorm inputs, the FFN's 4 H input and GELU output, dropout masks) and
 3 x heads x T floats for the attention scores, probabilities and their dropout mask (Korthikanti et al. 2022,
@@ -14,6 +14,7 @@ The estimate errs high (bf16 autocast keeps some activations in half precision);
 
 from __future__ import annotations
 
+import os
 import re
 
 from decone.errors import ConfigError
@@ -21,7 +22,7 @@ from decone.errors import ConfigError
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,
           "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40, "tib": 2**40}
 PROCESS_BYTES = 700 * 2**20  #: Python, torch, transformers and the tokenizer, before any model (measured: 0.6-0.7 GB)
-DEFAULT_SHARE = 0.7  #: the budget when none is given: this share of the memory available at start
+DEFAULT_SHARE = 0.7  #: the budget when none is given: what the process holds plus this share of the free memory
 
 
 def parse_size(text: str, flag: str = "--max-memory") -> int:
@@ -35,27 +36,29 @@ def parse_size(text: str, flag: str = "--max-memory") -> int:
     return size
 
 
-def available_bytes(device) -> int:
-    """Memory a run may use by default: the GPU's total, or the RAM available now (psutil, else /proc/meminfo)."""
+def held_and_free(device) -> tuple[int, int]:
+    """(bytes this process holds now, bytes free now): on a GPU its allocated memory and ``mem_get_info``'s free;
+    on the CPU the process's resident set and the RAM available (psutil, else /proc)."""
     import torch
 
     if getattr(device, "type", str(device)) == "cuda":
-        return int(torch.cuda.get_device_properties(device).total_memory)
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(torch.cuda.memory_allocated(device)), int(free)
     try:
         import psutil
 
-        return int(psutil.virtual_memory().available)
+        return int(psutil.Process().memory_info().rss), int(psutil.virtual_memory().available)
     except ImportError:
+        with open("/proc/self/statm") as f:
+            held = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         with open("/proc/meminfo") as f:
             info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
-        return info.get("MemAvailable", info.get("MemFree", 0))
+        return held, info.get("MemAvailable", info.get("MemFree", 0))
 
 
-def fixed_bytes(model) -> int:
-    """The process, the weights and, for the trainable ones, their gradients and AdamW's moments."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    return PROCESS_BYTES + 16 * trainable + 4 * frozen
+def optimizer_bytes(model) -> int:
+    """What training adds to the loaded weights: a gradient and AdamW's two moments per trainable parameter."""
+    return 12 * sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def activation_bytes(config, examples: int, views: int, tokens: int) -> int:
@@ -67,20 +70,9 @@ def activation_bytes(config, examples: int, views: int, tokens: int) -> int:
     return examples * views * tokens * layers * per_token_layer
 
 
-def choose_mini_batch(model, config, batch: int, views: int, tokens: int, budget: int) -> tuple[int, int, int]:
-    """-> (mini-batch size: 0 when the whole batch fits, the batch's estimated bytes, the chosen mini-batch's).
-
-    Raises:
-        ConfigError: not even a mini-batch of 2 fits the budget.
-    """
-    fixed = fixed_bytes(model)
-    whole = fixed + activation_bytes(config, batch, views, tokens)
-    if whole <= budget:
-        return 0, whole, whole
-    room = budget - fixed
-    per_example = activation_bytes(config, 1, views, tokens)
-    size = min(batch - 1, room // per_example if room > 0 else 0)
-    if size < 2:
-        raise ConfigError(f"--max-memory {budget / 2**30:.1f} GB: the weights and optimizer state alone need about "
-                          f"{fixed / 2**30:.1f} GB, leaving no room for a mini-batch of 2; raise it or use a smaller model")
-    return int(size), whole, fixed + per_example * int(size)
+def largest_mini_batch(fixed: int, per_example: int, batch: int, budget: int) -> int:
+    """The largest number of examples (at most ``batch``) whose activations fit ``budget`` beside ``fixed`` bytes;
+    ``batch`` when the whole batch fits, below 2 when not even a pair does."""
+    if fixed + batch * per_example <= budget:
+        return batch
+    return int(max(0, budget - fixed) // max(1, per_example))

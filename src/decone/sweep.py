@@ -109,6 +109,8 @@ def sweep(
         settings = {**base, **point, "seed": base.get("seed", 42) + seed, "overwrite": True}
         if per_run is not None:
             batch = TrainConfig(method=method, model=model, **settings).resolved().batch_size
+            if batch is None:
+                raise ConfigError(f"--sentences: {method} runs in stages with batch sizes of their own; give --max-steps")
             settings["max_steps"] = max(1, per_run // batch)
         cfg = TrainConfig(method=method, model=model, data=data, output=str(run_dir), **settings)
         t0 = time.perf_counter()

@@ -123,3 +123,19 @@ def test_an_interrupted_chain_resumes_in_its_stage(tmp_path, gpt_folder, sentenc
 def test_resume_without_stages_is_a_clear_error(tmp_path, gpt_folder, sentences):
     with pytest.raises(ConfigError, match="no stages to resume"):
         plan(_config(gpt_folder, sentences, tmp_path / "none", resume=True))
+
+
+def test_a_stage_that_retrains_restarts_every_later_stage(tmp_path):
+    """A stale checkpoint of stage 2 (from a run whose stage 1 is being redone) must not be resumed on the new
+    stage-1 output; and only the last stage may be saved as an adapter (each earlier one is the next one's base)."""
+    out = tmp_path / "out"
+    work = stages_folder(out)
+    (work / "1-mntp" / "checkpoint").mkdir(parents=True)
+    (work / "1-mntp" / "checkpoint" / "trainer_state.json").write_text("{}")  # stage 1 was interrupted
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "checkpoint" / "trainer_state.json").write_text("{}")  # a stale stage-2 checkpoint of an older run
+    cfg = TrainConfig(method="llm2vec", model="m", output=str(out), resume=True, lora_save="adapter")
+    steps = plan(cfg)
+    assert [action for _, action in steps] == ["resume", "start"]
+    assert [stage.lora_save for stage, _ in steps] == ["merged", "adapter"]
+    assert steps[1][0].overwrite and not steps[1][0].resume

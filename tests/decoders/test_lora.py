@@ -174,3 +174,18 @@ def test_adapter_save_refusals(tmp_path):
     shutil.move(base, tmp_path / "moved")
     with pytest.raises(ModelError, match="adapter's base model .* does not exist"):
         Encoder.load(str(adapter))
+
+
+def test_an_adapter_loaded_model_cannot_be_saved_as_a_new_adapter(tmp_path):
+    """A model loaded from an adapter folder is base + adapter merged: a new adapter would point at the bare base."""
+    from decone.errors import ConfigError
+
+    base, adapter = _gpt_run(tmp_path, "adapter", lora_save="adapter")
+
+    from decone.train import TrainConfig, fit
+
+    with pytest.raises(ConfigError, match="loaded from the adapter folder"):
+        fit(TrainConfig(method="simcse", model=str(adapter), data=str(tmp_path / "s.txt"), output=str(tmp_path / "again"),
+                        max_steps=1, batch_size=8, max_length=16, pooling="mean", head="none", bf16=False, lora_r=4,
+                        lora_save="adapter"))
+    assert not (tmp_path / "again").exists()

@@ -6,7 +6,8 @@ For each model, on a seeded sample of sentences:
   ``alignment`` (STS-B pairs with score >= 4) and ``uniformity`` (all pairs of the sample);
 * ``layers``: for every hidden layer (0 = embeddings), the same sentence-level metrics of that layer pooled the
   encoder's way (``sentence``) and the token-level metrics of :func:`tokens.token_metrics` (``token``); for a
-  decoder also without each sentence's first word, the attention sink (``token_without_first``);
+  decoder whose tokenizer adds no BOS also without each sentence's first word, the attention sink
+  (``token_without_first``; with a BOS, the sink is that special token, which is never counted);
 * ``spectrum``: explained-variance ratio of every principal component of the output.
 """
 
@@ -109,10 +110,11 @@ def diagnose_encoder(
         if states.vectors.shape[1]:
             for row in tokens.token_metrics(states, n_pairs=n_pairs, seed=seed):
                 layers[row["layer"]]["token"] = row
-        rest = tokens.without_first_words(states)
-        if getattr(encoder, "is_decoder", False) and rest.vectors.shape[1]:  # the attention sink, left out
-            for row in tokens.token_metrics(rest, n_pairs=n_pairs, seed=seed):
-                layers[row["layer"]]["token_without_first"] = row
+        if getattr(encoder, "is_decoder", False) and not _adds_bos(encoder.tokenizer):
+            rest = tokens.without_first_words(states)  # the first position, a decoder's attention sink, left out
+            if rest.vectors.shape[1]:
+                for row in tokens.token_metrics(rest, n_pairs=n_pairs, seed=seed):
+                    layers[row["layer"]]["token_without_first"] = row
 
     x = out[s_idx].astype(np.float64)
     sv = metrics.singular_values(x)
@@ -133,6 +135,13 @@ def diagnose_encoder(
         "seconds": round(time.perf_counter() - t0, 2),
         "arrays": arrays,
     }
+
+
+def _adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer opens every text with a special token (Llama's, Gemma's BOS): that token is then the
+    attention sink, and the word metrics never count special tokens, so there is no first word to leave out."""
+    ids = tokenizer("a")["input_ids"]
+    return bool(ids) and ids[0] in set(getattr(tokenizer, "all_special_ids", []) or [])
 
 
 def _pca2(x: np.ndarray, seed: int) -> dict:

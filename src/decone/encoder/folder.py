@@ -352,6 +352,7 @@ def load_parts(source: str, allow_pickle: bool = False, trust_remote_code: bool 
                                                 use_safetensors=None if allow_pickle else True, output_loading_info=True)
         if adapter is not None:
             model = lora.merge_lora(lora.load_adapter(model, adapter))
+            model.decone_merged_adapter = str(adapter)  # not the base any more: see lora.save_adapter_folder
     except Exception as exc:
         raise ModelError(f"{source}: cannot load the model weights or tokenizer ({one_line(exc)})") from None
     check_tokenizer(tokenizer, config, source)

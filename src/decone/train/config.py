@@ -87,7 +87,8 @@ class TrainConfig:
     def stage_configs(self) -> list["TrainConfig"]:
         """A staged method's stages as configs: stage i reads stage i-1's output; the last writes ``output``, the
         others ``OUTPUT.stages/<i>-<method>``. General settings given here apply to every stage (``None`` keeps each
-        stage's own default); each ``--set`` option goes to the stages that have it."""
+        stage's own default; ``--lora-save adapter`` only to the last: an earlier stage is the next one's base, so
+        it is saved merged); each ``--set`` option goes to the stages that have it."""
         from dataclasses import replace
 
         method = get_method(self.method)
@@ -96,8 +97,10 @@ class TrainConfig:
         for i, name in enumerate(method.stages, 1):
             out = final if i == len(method.stages) else stages_folder(final) / f"{i}-{name}"
             own = option_types(name)
+            last = i == len(method.stages)
             configs.append(replace(self, method=name, model=model, output=str(out),
-                                   options={k: v for k, v in self.options.items() if k in own}))
+                                   options={k: v for k, v in self.options.items() if k in own},
+                                   lora_save=self.lora_save if last else "merged"))  # the next stage's base
             model = str(out)
         return configs
 

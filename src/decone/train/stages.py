@@ -42,13 +42,14 @@ def plan(config: TrainConfig) -> list[tuple[TrainConfig, str]]:
                                   "--overwrite to replace it")
     if config.resume and not work.exists():
         raise ConfigError(f"{work}: --resume given but there are no stages to resume")
-    steps = []
+    steps, rerun = [], False  # once a stage (re)trains, every later stage starts afresh on its new output
     for i, stage in enumerate(config.stage_configs(), 1):
         out = Path(stage.output)
-        if config.resume and _marker(work, i, stage.method).exists():
+        if config.resume and not rerun and _marker(work, i, stage.method).exists():
             steps.append((stage, "done"))
             continue
-        resume = config.resume and out.exists() and find_checkpoint(out) is not None
+        resume = config.resume and not rerun and out.exists() and find_checkpoint(out) is not None
+        rerun = True
         steps.append((replace(stage, resume=resume, overwrite=not resume), "resume" if resume else "start"))
     return steps
 

@@ -184,29 +184,37 @@ class Trainer:
                 torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
 
     def _fit_memory(self) -> None:
-        """``--max-memory`` (default: 70% of the memory free now): where the batch's estimated peak exceeds it,
-        GradCache with the largest mini-batch that fits (exact: the same loss and gradients), said at start."""
+        """``--max-memory`` (default: what the process holds now plus 70% of the memory free now): where a step's
+        estimated peak exceeds it, GradCache with the largest mini-batch that fits (the same loss and gradients),
+        said at start. Without ``--max-memory`` an estimate that nothing fits only warns."""
         from decone import memory
 
         cfg = self.config
         if cfg.mini_batch_size:
             return
-        budget = memory.parse_size(cfg.max_memory) if cfg.max_memory else \
-            int(memory.DEFAULT_SHARE * memory.available_bytes(self.device))
+        held, free = memory.held_and_free(self.device)
+        budget = memory.parse_size(cfg.max_memory) if cfg.max_memory else held + int(memory.DEFAULT_SHARE * free)
+        world = self.dist.world_size if self.dist is not None else 1
+        batch = max(2, cfg.batch_size // world)  # this process's share of the global batch
         views = len(self.views_fn([self.data.examples[0], self.data.examples[1]], random.Random(0)))
-        size, whole, fitted = memory.choose_mini_batch(self.model, self.encoder.model.config, cfg.batch_size, views,
-                                                       cfg.max_length, budget)
-        if not size:
+        fixed = held + memory.optimizer_bytes(self.model)
+        per_example = memory.activation_bytes(self.encoder.model.config, 1, views, cfg.max_length)
+        size = memory.largest_mini_batch(fixed, per_example, batch, budget)
+        if size == batch:
             return
-        need = f"a batch of {cfg.batch_size} x {views} views x {cfg.max_length} tokens needs about {whole / 2**30:.1f} GB"
-        if self.objective.gradcache_refusal:
-            warn(f"memory: {need}, over the budget of {budget / 2**30:.1f} GB, and {cfg.method} cannot use GradCache "
-                 f"({self.objective.gradcache_refusal}); lower --batch-size if it runs out")
+        need = (f"a batch of {batch} x {views} views x {cfg.max_length} tokens needs about "
+                f"{(fixed + batch * per_example) / 2**30:.1f} GB, over the budget of {budget / 2**30:.1f} GB"
+                f"{'' if cfg.max_memory else ' (what this process holds plus 70% of the free memory; --max-memory sets it)'}")
+        if self.objective.gradcache_refusal or size < 2:
+            why = f"{cfg.method} cannot use GradCache ({self.objective.gradcache_refusal})" if size >= 2 else \
+                "not even a mini-batch of 2 fits"
+            if cfg.max_memory and size < 2:
+                raise ConfigError(f"--max-memory {cfg.max_memory}: {need}, and {why}; raise it or use a smaller model")
+            warn(f"memory: {need}, and {why}; lower --batch-size if the run runs out of memory")
             return
         cfg.mini_batch_size = size
-        note(f"memory: {need}, over the budget of {budget / 2**30:.1f} GB"
-             f"{'' if cfg.max_memory else ' (70% of the memory free now; set --max-memory)'}: GradCache with "
-             f"mini-batches of {size} (about {fitted / 2**30:.1f} GB; the loss and gradients are the same)", self.console)
+        note(f"memory: {need}: GradCache with mini-batches of {size} (about "
+             f"{(fixed + size * per_example) / 2**30:.1f} GB; the loss and gradients are the same)", self.console)
 
     def _lengths(self):
         """Each example's length, the key of length grouping: token counts; a large file's byte lengths (tokenising
@@ -418,6 +426,10 @@ def _check_adapter_save(model, rows_at_load: int) -> None:
     """``--lora-save adapter`` needs adapters, and a base that the adapter alone completes (no resized embeddings)."""
     if not lora.is_lora(model):
         raise ConfigError("--lora-save adapter: this run trains no LoRA adapters (give --lora-r)")
+    merged = getattr(model.get_base_model(), "decone_merged_adapter", None)
+    if merged:
+        raise ConfigError(f"--lora-save adapter: the model was loaded from the adapter folder {merged} (merged into "
+                          "its base); a new adapter would point at that base and lose it: use --lora-save merged")
     if model.get_input_embeddings().num_embeddings != rows_at_load:
         raise ConfigError("--lora-save adapter: the embeddings were resized for an added token, which an adapter "
                           "cannot carry; use --lora-save merged, or an existing token (mntp: --set mask_token=_)")
