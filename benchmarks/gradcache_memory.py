@@ -94,7 +94,9 @@ def mirror_budget(a) -> None:
         print(f"  {'no budget' if not budget else '--max-memory ' + budget:<22} mini-batch "
               f"{res['mini_batch_size'] or 'none (whole batch)'}: peak RSS {res['peak_rss_mb']:,.0f} MiB, "
               f"{res['seconds']:.0f} s", flush=True)
-    (free, fitted), limit = runs, C_size(a.max_memory)
+    from decone.memory import parse_size
+
+    (free, fitted), limit = runs, parse_size(a.max_memory)
     diff = max(abs(x - y) for x, y in zip(free["losses"], fitted["losses"]))
     print(f"\nloss per step, no budget:  {' '.join(f'{x:.4f}' for x in free['losses'])}")
     print(f"loss per step, {a.max_memory}: {' '.join(f'{x:.4f}' for x in fitted['losses'])}")
@@ -102,12 +104,6 @@ def mirror_budget(a) -> None:
     print(f"peak RSS with --max-memory {a.max_memory}: {fitted['peak_rss_mb']:,.0f} MiB "
           f"({'within' if fitted['peak_rss_mb'] * 2**20 <= limit else 'OVER'} the budget), without: "
           f"{free['peak_rss_mb']:,.0f} MiB")
-
-
-def C_size(text: str) -> int:
-    from decone.memory import parse_size
-
-    return parse_size(text)
 
 
 def main() -> None:

@@ -235,22 +235,30 @@ def base_reference(model: nn.Module) -> str:
     return os.path.abspath(name) if name and Path(name).exists() else name
 
 
-def save_adapter_folder(model: nn.Module, folder: str | Path) -> None:
-    """The adapter plus what points at its base, instead of merged weights: peft's ``adapter_config.json`` and
-    ``adapter_model.safetensors`` (a few MB). ``adapter_config.json`` names the base by absolute path (or hub name), so transformers' and
-    sentence-transformers' peft integrations and :func:`decone.encoder.folder.load_parts` load the base and put the
-    adapter on it."""
-    folder = Path(folder)
+def check_adapter_save(model: nn.Module) -> str:
+    """The base an adapter of ``model`` would point at; ConfigError where ``--lora-save adapter`` cannot work: no
+    adapters, a model that was itself loaded from an adapter folder (merged: a new adapter would lose the first), or
+    a base of unknown location."""
     if not is_lora(model):
-        raise ConfigError("--lora-save adapter: the model has no LoRA adapters (give --lora-r)")
+        raise ConfigError("--lora-save adapter: this run trains no LoRA adapters (give --lora-r)")
     merged = getattr(model.get_base_model(), "decone_merged_adapter", None)
     if merged:
-        raise ConfigError(f"--lora-save adapter: this model was loaded from the adapter folder {merged}, merged into "
-                          "its base; a new adapter would point at that base and lose it: use --lora-save merged")
+        raise ConfigError(f"--lora-save adapter: the model was loaded from the adapter folder {merged} (merged into "
+                          "its base); a new adapter would point at that base and lose it: use --lora-save merged")
     base = base_reference(model)
     if not base:
         raise ConfigError("--lora-save adapter: the base model's location is unknown (it was not loaded from a "
                           "folder or the hub); use --lora-save merged")
+    return base
+
+
+def save_adapter_folder(model: nn.Module, folder: str | Path) -> None:
+    """The adapter plus what points at its base, instead of merged weights: peft's ``adapter_config.json`` and
+    ``adapter_model.safetensors`` (a few MB). ``adapter_config.json`` names the base by absolute path (or hub
+    name), so transformers' and sentence-transformers' peft integrations and
+    :func:`decone.encoder.folder.load_parts` load the base and put the adapter on it."""
+    folder = Path(folder)
+    base = check_adapter_save(model)
     save_adapter(model, folder)  # no config.json: with one, transformers would load the folder as a full model
     path = folder / "adapter_config.json"
     config = json.loads(path.read_text())

@@ -85,16 +85,15 @@ def sweep(
     out = Path(output)
     base = dict(base or {})
     probe_data = base.pop("eval_data", None)  # the probe, not model selection: every run keeps its last step
-    per_run, sentences = sentences, None  # the name is the probe's below
-    if per_run is not None:
-        if per_run < 2 or "max_steps" in base or "max_steps" in grid:
+    if sentences is not None:
+        if sentences < 2 or "max_steps" in base or "max_steps" in grid:
             raise ConfigError("--sentences needs a value >= 2 and takes the place of --max-steps")
     clash = sorted(set(base) & set(grid))
     if clash:
         raise ConfigError(f"{', '.join(clash)}: both a fixed setting and a --grid axis; give it in one place")
     TrainConfig(method=method, model=model, data=data, output=str(out), **base, **{k: v[0] for k, v in grid.items()}).resolved()
-    sentences, pairs = default_probe(probe_pairs, 0, probe_data)
-    probe = DynamicsCallback(0, sentences, pairs, plot=False)
+    probe_texts, dev_pairs = default_probe(probe_pairs, 0, probe_data)
+    probe = DynamicsCallback(0, probe_texts, dev_pairs, plot=False)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "sweep.jsonl"
     rows = _read_rows(log)
@@ -107,11 +106,11 @@ def sweep(
         run_dir = out / "runs" / rid.replace(",", "_").replace("=", "-")
         _say(console, f"[{number}/{len(todo)}] {rid}")
         settings = {**base, **point, "seed": base.get("seed", 42) + seed, "overwrite": True}
-        if per_run is not None:
+        if sentences is not None:
             batch = TrainConfig(method=method, model=model, **settings).resolved().batch_size
             if batch is None:
                 raise ConfigError(f"--sentences: {method} runs in stages with batch sizes of their own; give --max-steps")
-            settings["max_steps"] = max(1, per_run // batch)
+            settings["max_steps"] = max(1, sentences // batch)
         cfg = TrainConfig(method=method, model=model, data=data, output=str(run_dir), **settings)
         t0 = time.perf_counter()
         summary = fit(cfg, console=console)

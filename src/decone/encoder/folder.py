@@ -334,7 +334,7 @@ def load_parts(source: str, allow_pickle: bool = False, trust_remote_code: bool 
         model_dir, settings = read_folder_settings(local)
         if lora.is_adapter_folder(model_dir):  # a LoRA adapter saved with --lora-save adapter: load its base
             adapter, model_dir = model_dir, _adapter_base(Path(model_dir), source)
-        if looks_local(model_dir) or Path(model_dir).exists():
+        if Path(model_dir).is_dir():  # not for an adapter whose base is a hub name
             check_weights(Path(model_dir), allow_pickle)
     elif looks_local(source):
         raise ModelError(f"{source}: model path does not exist")

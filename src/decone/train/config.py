@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import types
 import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from decone.encoder import POOLINGS
@@ -89,15 +89,13 @@ class TrainConfig:
         others ``OUTPUT.stages/<i>-<method>``. General settings given here apply to every stage (``None`` keeps each
         stage's own default; ``--lora-save adapter`` only to the last: an earlier stage is the next one's base, so
         it is saved merged); each ``--set`` option goes to the stages that have it."""
-        from dataclasses import replace
-
         method = get_method(self.method)
         final = Path(self.output)
         configs, model = [], self.model
         for i, name in enumerate(method.stages, 1):
-            out = final if i == len(method.stages) else stages_folder(final) / f"{i}-{name}"
-            own = option_types(name)
             last = i == len(method.stages)
+            out = final if last else stages_folder(final) / f"{i}-{name}"
+            own = option_types(name)
             configs.append(replace(self, method=name, model=model, output=str(out),
                                    options={k: v for k, v in self.options.items() if k in own},
                                    lora_save=self.lora_save if last else "merged"))  # the next stage's base
@@ -114,7 +112,7 @@ class TrainConfig:
                 raise ConfigError(f"--set {unknown[0]}: not a setting of any stage of {self.method}")
             for stage in self.stage_configs():
                 stage.resolved()
-            cfg = TrainConfig(**asdict(self))
+            cfg = replace(self)
             cfg.validate()
             return cfg
         values = asdict(self)

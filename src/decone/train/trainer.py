@@ -76,6 +76,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, callbacks: Sequence = (), data: Dataset | None = None, console=None):
         self.given, self.callbacks, self.data, self.console = config, list(callbacks), data, console
         self.model: Trainable | None = None
+        self._batches: tuple[int, list] | None = None  # (epoch, its batches): computed once an epoch
 
     # ------------------------------------------------------------------------------------------------- setup
     def setup(self) -> None:
@@ -228,7 +229,7 @@ class Trainer:
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
         """The index arrays of one epoch's batches (a pure function of the seed and the epoch; the last one kept)."""
-        if getattr(self, "_batches", (None,))[0] != epoch:
+        if self._batches is None or self._batches[0] != epoch:
             self._batches = (epoch, self._epoch_batches(epoch))
         return self._batches[1]
 
@@ -423,13 +424,9 @@ class Trainer:
 
 
 def _check_adapter_save(model, rows_at_load: int) -> None:
-    """``--lora-save adapter`` needs adapters, and a base that the adapter alone completes (no resized embeddings)."""
-    if not lora.is_lora(model):
-        raise ConfigError("--lora-save adapter: this run trains no LoRA adapters (give --lora-r)")
-    merged = getattr(model.get_base_model(), "decone_merged_adapter", None)
-    if merged:
-        raise ConfigError(f"--lora-save adapter: the model was loaded from the adapter folder {merged} (merged into "
-                          "its base); a new adapter would point at that base and lose it: use --lora-save merged")
+    """``--lora-save adapter`` checked before training: :func:`lora.check_adapter_save`, and a base that the adapter
+    alone completes (no embeddings resized for an added token)."""
+    lora.check_adapter_save(model)
     if model.get_input_embeddings().num_embeddings != rows_at_load:
         raise ConfigError("--lora-save adapter: the embeddings were resized for an added token, which an adapter "
                           "cannot carry; use --lora-save merged, or an existing token (mntp: --set mask_token=_)")
