@@ -3,9 +3,9 @@
 ``llm2vec-simcse`` is that step alone; ``llm2vec`` (``methods/llm2vec.py``) chains ``mntp`` and this step as
 resumable stages. The decoder (after ``decone train mntp``, whose saved folder has the MNTP adapter merged in)
 reads with every token attending to every other, sentences are mean-pooled, and two dropout views of each
-sentence are pulled together against in-batch negatives at T = 0.05 (LLM2Vec's ``loss_scale`` 20). LoRA r 16 trains a fresh adapter. Decoders of
-the Llama family have no dropout but an attention-probability dropout that defaults to 0, so without it the two views
-would be identical: LLM2Vec sets it to 0.3 (``simcse_dropout``), and so does this method. LLM2Vec's values: learning
+sentence are pulled together against in-batch negatives at T = 0.05 (LLM2Vec's ``loss_scale`` 20). LoRA r 16
+trains a fresh adapter. Decoders of the Llama family have no dropout but an attention-probability dropout that
+defaults to 0, so without it the two views would be identical: LLM2Vec sets it to 0.3 (``simcse_dropout``), and so does this method. LLM2Vec's values: learning
 rate 3e-5, batch 128, 1000 steps, 128 tokens, on Wiki1M (SimCSE's 10^6 Wikipedia sentences).
 """
 
