@@ -136,6 +136,26 @@ def test_large_file_reads_like_the_small_file_path(tmp_path, monkeypatch, chunk)
     assert lazy.examples[1:3] == eager.examples[1:3]
     assert list(lazy.examples.byte_lengths) == [len(line.encode()) for line in text.split("\n") if line.strip()]
 
+def test_large_file_blank_lines_by_both_paths_of_the_scan(tmp_path, monkeypatch):
+    """Lines that start and end with whitespace are checked byte by byte, a few in a loop, many (> 10,000 in a chunk)
+    in one vectorised pass; both agree with the small-file reader, control bytes (kept by strip()) included."""
+    import decone.data as data
+
+    rows = []
+    for i in range(12_000):
+        rows.append(" \t " if i % 3 == 0 else (f"  word {i}\r" if i % 3 == 1 else "\x1c\x1f \x01 "))
+    for name, text in {"few.txt": "\n".join(rows[:30]) + "\n", "many.txt": "\n".join(rows) + "\n"}.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        eager = read_lines(path)
+        _lazy(monkeypatch)
+        lazy = read_lines(path)
+        monkeypatch.setattr(data, "LAZY_BYTES", 32 * 2**20)
+        assert isinstance(lazy.examples, data.LineFile)
+        assert list(lazy.examples) == eager.examples and lazy.skipped_blank == eager.skipped_blank
+        assert eager.skipped_blank == len(rows[: 30 if name == "few.txt" else None: 3])
+
+
 
 def test_large_file_bad_bytes_name_their_line(tmp_path, monkeypatch):
     _lazy(monkeypatch, 4)

@@ -223,7 +223,7 @@ def _final_weights(folder: Path):
 
 def _train_args(data, model, out, steps=8):
     return ["train", "mirror", "--max-steps", str(steps), "--save-every", "2", "--log-every", "1", "--batch-size", "4",
-            "--max-length", "16", "--no-bf16", "--data", str(data), "--model", str(model), "--output", str(out)]
+            "--max-length", "16", "--no-bf16", "--fixed-threads", "--data", str(data), "--model", str(model), "--output", str(out)]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])

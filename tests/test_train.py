@@ -55,7 +55,7 @@ def test_batch_order_is_a_partition_and_reproducible():
 
 def _config(model, data, out, **kw):
     base = dict(method="simcse", model=str(model), data=str(data), output=str(out), max_steps=6, batch_size=4,
-                lr=1e-3, max_length=16, bf16=False, save_every=3, log_every=1, seed=7)
+                lr=1e-3, max_length=16, bf16=False, save_every=3, log_every=1, seed=7, adaptive_threads=False)
     base.update(kw)
     return TrainConfig(**base)
 

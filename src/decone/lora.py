@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -71,10 +72,10 @@ def check_settings(r: int | None, alpha: float | None, dropout: float, flag=lamb
 
 def is_lora(model: nn.Module) -> bool:
     """Whether ``model`` is a peft model (adapters attached)."""
-    try:
-        from peft import PeftModel
-    except ImportError:
+    if "peft" not in sys.modules:  # never imported: no peft model exists (and importing it just to check is slow)
         return False
+    from peft import PeftModel
+
     return isinstance(model, PeftModel)
 
 

@@ -12,7 +12,6 @@ import time
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import stats
 
 
 def encode(encoder, texts: Sequence[str], batch_size: int = 64, bf16: bool | None = False) -> np.ndarray:
@@ -64,6 +63,8 @@ def spearman100(x: Sequence[float], y: Sequence[float]) -> float:
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
+    from scipy import stats  # here, not at import: scipy.stats is a large import that training rarely needs
+
     return float(stats.spearmanr(x, y).statistic * 100.0)
 
 
@@ -72,6 +73,8 @@ def pearson100(x: Sequence[float], y: Sequence[float]) -> float:
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
+    from scipy import stats
+
     return float(stats.pearsonr(x, y).statistic * 100.0)
 
 

@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -89,9 +90,16 @@ class Trainer:
         self.resume_from = prepare_output(cfg)
         if self.dist is not None:
             self.dist.barrier()  # every rank has checked the output folder before rank 0 writes to it
-        self._load_data()
+        with ThreadPoolExecutor(1, thread_name_prefix="decone-data") as pool:  # read the data while the model loads
+            reading = pool.submit(self._read_data)
+            try:
+                self._load_encoder()
+            except BaseException:
+                reading.result()  # a data error is reported first, as when the two ran one after the other
+                raise
+            self.data, first_epoch = reading.result()
+            self._report_data()
         self.evaluator = self._dev_evaluator() if cfg.eval_data and self.main else None
-        self._load_encoder()
         self._build_model()
         self.use_bf16 = resolve_bf16(cfg.bf16, self.device)
         note(f"precision: {_precision_reason(cfg.bf16, self.use_bf16, self.device)}", self.console)
@@ -99,6 +107,8 @@ class Trainer:
         self._fit_memory()
         self.labels = self.objective.labels(self.data)
         self.lengths = self._lengths()
+        if first_epoch is not None:  # computed beside the model's loading
+            self._batches = (0, self._shard_filter(first_epoch))
         self.per_epoch = len(self.epoch_batches(0))
         if self.per_epoch == 0:
             raise ConfigError(f"{self.data.source}: {len(self.data)} examples make no batch of >= 2")
@@ -110,11 +120,19 @@ class Trainer:
         self.log = RunLog(self.state.log_path, self.main)
         self.data_info = None  # for the model card (file, count, sha256): hashed at the first save, not before step 1
 
-    def _load_data(self) -> None:
+    def _read_data(self) -> tuple[Dataset, list[np.ndarray] | None]:
+        """The training data and, for a large file, its first epoch's batches (keyed on byte lengths, so no model is
+        needed). Runs in a thread beside the model's loading: the file's index and the imports overlap on two cores."""
         cfg = self.config
-        if self.data is None:
+        data = self.data
+        if data is None:
             columns = {"text": cfg.text_column} if cfg.text_column else None
-            self.data = read_dataset(cfg.data, self.method.data, columns=columns, encoding=cfg.encoding)
+            data = read_dataset(cfg.data, self.method.data, columns=columns, encoding=cfg.encoding)
+        if not isinstance(data.examples, LineFile) or self.method.sampler is not None or len(data) < 2:
+            return data, None
+        return data, batch_order(data.examples.byte_lengths, cfg.batch_size, cfg.seed, 0, cfg.group_by_length)
+
+    def _report_data(self) -> None:
         if len(self.data) < 2:
             raise ConfigError(f"{self.data.source}: {len(self.data)} example; need at least 2")
         for message in self.data.warnings[:5]:
@@ -239,6 +257,10 @@ class Trainer:
             batches = self.method.sampler(self.data, cfg.batch_size, cfg.seed, epoch)
         else:
             batches = batch_order(self.lengths, cfg.batch_size, cfg.seed, epoch, cfg.group_by_length)
+        return self._shard_filter(batches)
+
+    def _shard_filter(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """Under DDP, only batches every process gets a share of."""
         return batches if self.dist is None else [b for b in batches if len(b) >= self.dist.world_size]
 
     # ------------------------------------------------------------------------------------------------- one step
