@@ -3,6 +3,7 @@
     python benchmarks/gradcache_memory.py                      # all-MiniLM-L6-v2, 3 steps each
     python benchmarks/gradcache_memory.py --model raw-mini --also-uncached 256
     python benchmarks/gradcache_memory.py --max-memory 4GB     # decone train mirror on MiniLM, defaults, within 4 GB
+    python benchmarks/gradcache_memory.py --max-memory 4GB --steps 0 --precision fp32   # a whole epoch, fp32 (AVX2 CPUs)
 
 Each run is ``decone.train.fit`` (method ``simcse``, max length 32, the STS-B 10k sentences) in its own subprocess, so
 the peaks do not mix; the peak resident set size (``ru_maxrss``) is read at the end of the run, and the RSS after the
@@ -14,7 +15,8 @@ several GB).
 ``--max-memory SIZE`` measures the budget instead: ``decone train mirror`` on the model with the method's defaults
 (batch 200, max length 50, the Mirror-BERT 10k sentences, ``--steps`` steps) twice, with no budget (the whole batch
 at once) and with ``--max-memory SIZE`` (decone picks the GradCache mini-batch), and prints both peaks, the chosen
-mini-batch and the two loss curves.
+mini-batch and the two loss curves. ``--steps 0`` trains the whole epoch (50 steps); ``--precision fp32`` turns bf16
+autocast off, as on a CPU without native bf16 (decone's default there), whose activations are twice the size.
 """
 
 from __future__ import annotations
@@ -74,13 +76,13 @@ def worker_mirror(a) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(method="mirror", model=C.model_path(a.model), data=str(C.shared() / C.SENTS_10K), output=out,
-                          max_steps=a.steps, save_every=10**9, log_every=1, seed=42,
-                          max_memory=a.budget or "1TB")
+                          max_steps=a.steps or None, epochs=1, save_every=10**9, log_every=1, seed=42,
+                          max_memory=a.budget or "1TB", bf16=None if a.precision == "auto" else a.precision == "bf16")
         trainer = Trainer(cfg, callbacks=[Callback()])
         t = time.perf_counter()
         trainer.run()
     return {"budget": a.budget or None, "mini_batch_size": trainer.config.mini_batch_size, "losses": losses,
-            "peak_rss_mb": C.peak_rss_mb(), "seconds": time.perf_counter() - t}
+            "peak_rss_mb": C.peak_rss_mb(), "seconds": time.perf_counter() - t, "bf16": trainer.use_bf16}
 
 
 def mirror_budget(a) -> None:
@@ -89,11 +91,12 @@ def mirror_budget(a) -> None:
     runs = []
     for budget in ("", a.max_memory):
         res = C.run_worker([str(Path(__file__).resolve()), "--worker", "--model", a.model, "--steps", str(a.steps),
-                            "--budget", budget])
+                            "--budget", budget, "--precision", a.precision])
         runs.append(res)
         print(f"  {'no budget' if not budget else '--max-memory ' + budget:<22} mini-batch "
               f"{res['mini_batch_size'] or 'none (whole batch)'}: peak RSS {res['peak_rss_mb']:,.0f} MiB, "
-              f"{res['seconds']:.0f} s", flush=True)
+              f"{res['seconds']:.0f} s, {len(res['losses'])} steps, {'bf16 autocast' if res['bf16'] else 'fp32'}",
+              flush=True)
     from decone.memory import parse_size
 
     (free, fitted), limit = runs, parse_size(a.max_memory)
@@ -112,7 +115,9 @@ def main() -> None:
     p.add_argument("--small", type=int, default=64, help="the plain batch")
     p.add_argument("--large", type=int, default=1024, help="the GradCache batch")
     p.add_argument("--mini-batch-size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=3, help="optimizer steps (--max-memory: 0 = one whole epoch)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="--max-memory runs: bf16 autocast where the CPU has it (auto), or forced")
     p.add_argument("--also-uncached", type=int, default=0, help="also a plain batch of this size")
     p.add_argument("--max-memory", help="instead: decone train mirror with its defaults, without and with this budget")
     p.add_argument("--budget", help=argparse.SUPPRESS)

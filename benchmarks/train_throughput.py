@@ -159,7 +159,7 @@ def whole_command(a, models: list[str]) -> None:
 
     data = str(C.shared() / C.SENTS_10K)
     print(f"whole commands: simcse, {a.steps} steps of batch {a.batch_size}, max_length {a.max_length}, "
-          f"{a.rounds} round(s), median")
+          f"{a.rounds} round(s), median; decone's bf16: {a.bf16}, the peer's script: fp32 (its default)")
     for m in models:
         runs = {"decone": [], "peer": []}
         for r in range(a.rounds):
@@ -167,7 +167,9 @@ def whole_command(a, models: list[str]) -> None:
                 t = time.perf_counter()
                 subprocess.run(["decone", "train", "simcse", "--model", C.model_path(m), "--data", data,
                                 "--max-steps", str(a.steps), "--batch-size", str(a.batch_size), "--max-length",
-                                str(a.max_length), "--output", f"{tmp}/out"], check=True, capture_output=True)
+                                str(a.max_length), "--output", f"{tmp}/out",
+                                *({"on": ["--bf16"], "off": ["--no-bf16"]}.get(a.bf16, []))],
+                               check=True, capture_output=True)
                 wall = time.perf_counter() - t
                 train = json.loads(Path(f"{tmp}/out/decone.json").read_text())["summary"]["wall_time_s"]
             runs["decone"].append((wall, train))

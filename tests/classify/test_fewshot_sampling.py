@@ -91,3 +91,21 @@ def test_cv_task_holds_out_a_fixed_stratified_test_set():
     assert fewshot_splits(task) == (pool, test)  # independent of any run seed
     _, small = fewshot_splits({**task, "test": task["train"]}, test_size=16)
     assert Counter(y for _, y in small) == {"neg": 10, "pos": 6}
+
+
+def test_draw_shots_is_shared_across_noise_and_systems():
+    """draw_shots is what every system of a setting sees: the sample depends on (seed, shots) only, the flips on
+    (seed, shots, noise); the same call gives the same draw; noise 0 flips nothing."""
+    from decone.classify.fewshot import draw_shots
+
+    classes = ["a", "b", "c"]
+    pool = [classes[i % 3] for i in range(300)]
+    clean, labels0, flipped0 = draw_shots(pool, classes, 24, 0.0, seed=3)
+    noisy, labels4, flipped4 = draw_shots(pool, classes, 24, 0.4, seed=3)
+    again = draw_shots(pool, classes, 24, 0.4, seed=3)
+    assert (clean == noisy).all() and Counter(pool[i] for i in clean) == {"a": 8, "b": 8, "c": 8}
+    assert labels0 == [pool[i] for i in clean] and len(flipped0) == 0
+    assert len(flipped4) == round(0.4 * 24) and labels4 == again[1] and (flipped4 == again[2]).all()
+    assert sum(x != pool[i] for x, i in zip(labels4, noisy)) == len(flipped4)
+    other, _, _ = draw_shots(pool, classes, 24, 0.0, seed=4)
+    assert not (other == clean).all()

@@ -145,6 +145,17 @@ def flip_labels(labels: Sequence[str], fraction: float, classes: Sequence[str],
     return out, flipped
 
 
+def draw_shots(pool_labels: Sequence[str], classes: Sequence[str], shots: int, noise: float,
+               seed: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Steps 1-2 of the protocol: the sampled pool indices (sorted), their labels after the noise, and which of them
+    were flipped. A pure function of (seed, shots) for the sample and (seed, shots, noise) for the flips, so every
+    system compared on a setting sees the same sentences and labels."""
+    sample = sample_balanced(pool_labels, classes, shots, np.random.default_rng([seed, shots, 1]))
+    gold = [pool_labels[i] for i in sample]
+    noisy, flipped = flip_labels(gold, noise, classes, np.random.default_rng([seed, shots, int(round(noise * 1e6)), 2]))
+    return sample, noisy, flipped
+
+
 # ---------------------------------------------------------------------------------------------------------- one run
 def run_key(row: dict) -> tuple:
     return (int(row["shots"]), round(float(row["noise"]), 6), round(float(row["lambda"]), 6), int(row["seed"]))
@@ -160,11 +171,8 @@ def train_and_evaluate(cfg: FewShotConfig, pool: list, test: list, classes: list
     from decone.train import Interrupted, TrainConfig, fit
 
     t0 = time.perf_counter()
-    pool_labels = [y for _, y in pool]
-    sample = sample_balanced(pool_labels, classes, shots, np.random.default_rng([seed, shots, 1]))
+    sample, noisy, flipped = draw_shots([y for _, y in pool], classes, shots, noise, seed)
     texts = [pool[i][0] for i in sample]
-    gold = [pool[i][1] for i in sample]
-    noisy, flipped = flip_labels(gold, noise, classes, np.random.default_rng([seed, shots, int(round(noise * 1e6)), 2]))
     data = Dataset([(t,) for t in texts], f"{cfg.task} {shots}-shot (noise {noise}, seed {seed})", labels=noisy,
                    label_names=list(classes))  # the task's classes, even if noise left one out of the sample
 

@@ -1,0 +1,368 @@
+"""Few-shot classification on one sentence-tuned backbone: decone CE, decone CE + SCL, a frozen-embedding floor and
+SetFit, on the same sampled shots.
+
+    pip install --no-deps setfit evaluate       # setfit 1.2 runs on decone's transformers / sentence-transformers
+    python benchmarks/fewshot_vs_setfit.py                                   # the grid below (hours on a CPU)
+    python benchmarks/fewshot_vs_setfit.py --tasks SST-2 --shots 8 --noise 0 --seeds 2     # a slice
+    python benchmarks/fewshot_vs_setfit.py --report-only                     # tables and plot from the finished runs
+
+Grid: tasks SST-2 and TREC (6 classes), 8, 16 and 64 shots per class, label noise 0, 0.2 and 0.4 (the CE + SCL
+paper's noise study: that fraction of the sampled labels flipped to another class), seeds 0-4. Systems, all on
+all-MiniLM-L6-v2:
+
+* ``setfit``: SetFit (Tunstall et al. 2022, arXiv:2209.11055) with its defaults: contrastive pairs drawn by its
+  oversampling strategy, CosineSimilarityLoss for one epoch of batch 16 at lr 2e-5, then scikit-learn's logistic
+  regression on the tuned embeddings. ``--setfit-iterations 20`` uses the SetFit paper's 20 pair-iterations instead
+  (at 64 shots x 6 classes the default draws 122,880 pairs: hours a run on a CPU);
+* ``ce``: decone's classifier fine-tuning (``decone fewshot``, method ``scl``) with lambda = 0: cross-entropy only;
+* ``scl``: the same with lambda = 0.9, (1 - lambda) CE + lambda SupCon, temperature 0.3 (Gunel et al. 2021,
+  arXiv:2011.01403);
+* ``logreg``: the floor: logistic regression (scikit-learn, as SetFit's head) on the frozen decone embeddings.
+
+Every system of a (task, shots, noise, seed) sees the same sentences and the same (noisy) labels, drawn by
+:func:`decone.classify.fewshot.draw_shots` and written to ``samples/`` in the output folder, and is scored on the
+task's whole test set (SST-2: 1,821 sentences; TREC: 500 questions). One JSON line per finished run goes to
+``runs.jsonl``; a rerun skips what is there, so the grid can be built over several invocations. ``summary.md`` and
+``accuracy_vs_shots.png`` are written from whatever has finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+SYSTEMS = ("setfit", "ce", "scl", "logreg")
+LABELS = {"setfit": "SetFit", "ce": "decone CE", "scl": "decone CE+SCL (λ=0.9)", "logreg": "frozen + logreg"}
+DEFAULT_OUT = C.ROOT / "results" / "work" / "setfit"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default="SST-2,TREC")
+    p.add_argument("--shots", default="8,16,64", help="shots per class, comma-separated")
+    p.add_argument("--noise", default="0,0.2,0.4", help="fractions of flipped labels, comma-separated")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
+    p.add_argument("--systems", default=",".join(SYSTEMS))
+    p.add_argument("--model", default="minilm", help="minilm (all-MiniLM-L6-v2), raw-mini or a folder")
+    p.add_argument("--setfit-iterations", type=int, default=None,
+                   help="SetFit's num_iterations (the SetFit paper: 20); default: its own default sampling")
+    p.add_argument("--epochs", type=int, default=20, help="decone CE / CE+SCL epochs over the shots [20]")
+    p.add_argument("--lr", type=float, default=5e-5, help="decone CE / CE+SCL learning rate [5e-5]")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--output", default=str(DEFAULT_OUT))
+    p.add_argument("--report-only", action="store_true", help="only write summary.md and the plot from runs.jsonl")
+    a = p.parse_args(argv)
+    a.tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
+    a.shots = [int(x) for x in a.shots.split(",")]
+    a.noise = [float(x) for x in a.noise.split(",")]
+    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    unknown = sorted(set(a.systems) - set(SYSTEMS))
+    if unknown:
+        p.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if any(s < 2 for s in a.shots):
+        p.error("--shots: at least 2 per class (the contrastive terms need a positive)")
+    if any(not 0 <= x < 1 for x in a.noise):
+        p.error("--noise: fractions in [0, 1)")
+    if a.seeds < 1:
+        p.error("--seeds must be >= 1")
+    return a
+
+
+# ------------------------------------------------------------------------------------------------------------ runs
+def run_key(task: str, shots: int, noise: float, seed: int, system: str) -> str:
+    return f"{task}|{shots}|{noise:g}|{seed}|{system}"
+
+
+def settings(a) -> dict:
+    """What a run's result depends on besides its grid point; a cached run with other settings is not reused."""
+    return {"model": a.model, "setfit_iterations": a.setfit_iterations, "epochs": a.epochs, "lr": a.lr,
+            "batch_size": a.batch_size}
+
+
+def read_runs(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a torn last line from an interrupted write
+            continue
+    return rows
+
+
+class Task:
+    """A task's pool and test set, its classes, and the frozen backbone's test embeddings (computed once)."""
+
+    def __init__(self, name: str, model: str):
+        from decone.classify.tasks import canonical_task, fewshot_splits, load_task
+
+        self.name = canonical_task(name)
+        task = load_task(self.name)
+        self.pool, self.test = fewshot_splits(task)
+        self.classes = list(task["labels"])
+        self.model = model
+        self._test_features = None
+
+    def draw(self, shots_per_class: int, noise: float, seed: int) -> dict:
+        from decone.classify.fewshot import draw_shots
+
+        sample, noisy, flipped = draw_shots([y for _, y in self.pool], self.classes,
+                                            shots_per_class * len(self.classes), noise, seed)
+        return {"indices": [int(i) for i in sample], "labels": noisy, "flipped": [int(i) for i in flipped],
+                "texts": [self.pool[i][0] for i in sample]}
+
+    def test_features(self, encoder) -> np.ndarray:
+        if self._test_features is None:
+            self._test_features = encoder.encode([t for t, _ in self.test], batch_size=128, show_progress=False)
+        return self._test_features
+
+
+def run_setfit(task: Task, shots: dict, seed: int, a) -> dict:
+    try:
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+    except ImportError:
+        raise SystemExit("setfit is not installed: pip install --no-deps setfit evaluate (or --systems without setfit)")
+    import tempfile
+
+    t0 = time.perf_counter()
+    model = SetFitModel.from_pretrained(task.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(output_dir=tmp, num_iterations=a.setfit_iterations, report_to="none",
+                                 save_strategy="no", seed=seed, show_progress_bar=False)
+        trainer = Trainer(model=model, args=args,
+                          train_dataset=Dataset.from_dict({"text": shots["texts"], "label": shots["labels"]}))
+        t_train = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - t_train
+        steps = int(trainer.st_trainer.state.global_step)
+    t_eval = time.perf_counter()
+    pred = [str(y) for y in model.predict([t for t, _ in task.test], batch_size=128, show_progress_bar=False)]
+    eval_s = time.perf_counter() - t_eval
+    accuracy = float(np.mean([p == y for p, (_, y) in zip(pred, task.test)]))
+    return {"accuracy": accuracy, "steps": steps, "train_s": train_s, "eval_s": eval_s,
+            "wall_s": time.perf_counter() - t0}
+
+
+def run_decone(task: Task, shots_per_class: int, noise: float, seed: int, lam: float, a, shots: dict) -> dict:
+    from decone.classify.fewshot import FewShotConfig, train_and_evaluate
+
+    cfg = FewShotConfig(task=task.name, model=task.model, output="", epochs=a.epochs, lr=a.lr,
+                        batch_size=a.batch_size)
+    row = train_and_evaluate(cfg, task.pool, task.test, task.classes, shots_per_class * len(task.classes), noise,
+                             lam, seed)
+    assert row["n_train"] == len(shots["indices"]) and row["n_flipped"] == len(shots["flipped"])
+    return {"accuracy": row["accuracy"], "steps": row["steps"], "train_s": row["train_s"], "eval_s": row["eval_s"],
+            "wall_s": row["wall_s"]}
+
+
+def run_logreg(task: Task, shots: dict, encoder) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    t0 = time.perf_counter()
+    x = encoder.encode(shots["texts"], batch_size=128, show_progress=False)
+    head = LogisticRegression(max_iter=1000).fit(x, shots["labels"])
+    train_s = time.perf_counter() - t0
+    t_eval = time.perf_counter()
+    pred = head.predict(task.test_features(encoder))
+    eval_s = time.perf_counter() - t_eval
+    accuracy = float(np.mean([p == y for p, (_, y) in zip(pred, task.test)]))
+    return {"accuracy": accuracy, "steps": 0, "train_s": train_s, "eval_s": eval_s, "wall_s": train_s + eval_s}
+
+
+def run_grid(a) -> list[dict]:
+    """Every (noise, shots, task, seed, system) not yet in runs.jsonl, noise-major so that an interrupted grid has
+    whole cells (every system and seed of a setting) first."""
+    from decone.encoder import Encoder
+
+    out = Path(a.output)
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    runs_path = out / "runs.jsonl"
+    want = settings(a)
+    done = {r["key"] for r in read_runs(runs_path) if r.get("settings") == want}
+    model = C.model_path(a.model)
+    tasks = {name: Task(name, model) for name in a.tasks}
+    encoder = Encoder.load(model) if "logreg" in a.systems else None
+    grid = [(t, s, p, seed, system) for p in a.noise for s in a.shots for t in tasks for seed in range(a.seeds)
+            for system in a.systems]
+    todo = [g for g in grid if run_key(tasks[g[0]].name, *g[1:]) not in done]
+    print(f"{len(grid)} runs, {len(grid) - len(todo)} already done; output {out}", flush=True)
+    for k, (t, shots_per_class, noise, seed, system) in enumerate(todo, start=1):
+        task = tasks[t]
+        shots = task.draw(shots_per_class, noise, seed)
+        sample_file = out / "samples" / f"{task.name}_{shots_per_class}shot_noise{noise:g}_seed{seed}.json"
+        if not sample_file.exists():
+            sample_file.write_text(json.dumps({k: v for k, v in shots.items() if k != "texts"}) + "\n")
+        if system == "setfit":
+            res = run_setfit(task, shots, seed, a)
+        elif system == "logreg":
+            res = run_logreg(task, shots, encoder)
+        else:
+            res = run_decone(task, shots_per_class, noise, seed, 0.9 if system == "scl" else 0.0, a, shots)
+        row = {"key": run_key(task.name, shots_per_class, noise, seed, system), "task": task.name,
+               "shots": shots_per_class, "noise": noise, "seed": seed, "system": system, "settings": want,
+               **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
+               "n_train": len(shots["indices"]), "n_flipped": len(shots["flipped"]), "n_test": len(task.test)}
+        with runs_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(f"[{k}/{len(todo)}] {task.name} {shots_per_class}-shot noise {noise:g} seed {seed} {system}: "
+              f"{100 * res['accuracy']:.2f}% ({res['steps']} steps, {res['wall_s']:.1f} s)", flush=True)
+    rows = [r for r in read_runs(runs_path) if r.get("settings") == want]
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------- report
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0)
+
+
+def verdict(deltas: list[float], std_a: float, std_b: float) -> str:
+    """'better' / 'worse' only when every seed agrees on the sign and the mean difference exceeds both systems' seed
+    std (the head-to-head rule of RESULTS.md); else 'inside'; 'n/a' with one seed."""
+    if len(deltas) < 2:
+        return "n/a"
+    mean = float(np.mean(deltas))
+    agree = all(d > 0 for d in deltas) or all(d < 0 for d in deltas)
+    if agree and abs(mean) > max(std_a, std_b):
+        return "better" if mean > 0 else "worse"
+    return "inside"
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """One row per (task, shots, noise, system): accuracy mean ± std, wall time, paired Δ to SetFit and to CE."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["task"], r["shots"], r["noise"]), {}).setdefault(r["system"], {})[r["seed"]] = r
+    out = []
+    for (task, shots, noise), systems in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+        for system in SYSTEMS:
+            if system not in systems:
+                continue
+            runs = systems[system]
+            acc = [100 * runs[s]["accuracy"] for s in sorted(runs)]
+            mean, std = _mean_std(acc)
+            row = {"task": task, "shots": shots, "noise": noise, "system": system, "n": len(acc), "mean": mean,
+                   "std": std, "wall_s": statistics.median(runs[s]["wall_s"] for s in runs)}
+            for ref in ("setfit", "ce"):
+                if ref == system or ref not in systems:
+                    continue
+                seeds = sorted(set(runs) & set(systems[ref]))
+                d = [100 * (runs[s]["accuracy"] - systems[ref][s]["accuracy"]) for s in seeds]
+                if d:
+                    ref_std = _mean_std([100 * systems[ref][s]["accuracy"] for s in seeds])[1]
+                    row[f"vs_{ref}"] = {"mean": float(np.mean(d)), "std": _mean_std(d)[1],
+                                        "wins": sum(x > 0 for x in d), "n": len(d),
+                                        "verdict": verdict(d, _mean_std([100 * runs[s]["accuracy"] for s in seeds])[1],
+                                                           ref_std)}
+            out.append(row)
+    return out
+
+
+def _delta(d: dict | None) -> str:
+    if not d:
+        return ""
+    return f"{d['mean']:+.2f} ± {d['std']:.2f}; {d['wins']}/{d['n']}; {d['verdict']}"
+
+
+def markdown(summary: list[dict]) -> list[str]:
+    lines = ["| task | shots/class | noise | system | seeds | accuracy % (mean ± std) | Δ vs SetFit (paired; wins; verdict) "
+             "| Δ vs decone CE (paired; wins; verdict) | wall s/run (median) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in summary:
+        lines.append(f"| {r['task']} | {r['shots']} | {r['noise']:g} | {LABELS[r['system']]} | {r['n']} | "
+                     f"{r['mean']:.2f} ± {r['std']:.2f} | {_delta(r.get('vs_setfit'))} | {_delta(r.get('vs_ce'))} | "
+                     f"{r['wall_s']:.1f} |")
+    return lines
+
+
+def plain_words(summary: list[dict]) -> list[str]:
+    """The two questions, answered from the verdicts: does CE + SCL beat CE, and does either beat SetFit?"""
+    def tally(system: str, ref: str) -> str:
+        cells = [r for r in summary if r["system"] == system and r.get(f"vs_{ref}")]
+        if not cells:
+            return "not measured"
+        counts = {v: sum(r[f"vs_{ref}"]["verdict"] == v for r in cells) for v in ("better", "worse", "inside", "n/a")}
+        return (f"better in {counts['better']}, worse in {counts['worse']}, inside the seed spread in "
+                f"{counts['inside']}" + (f", one seed (no verdict) in {counts['n/a']}" if counts["n/a"] else "")
+                + f" of {len(cells)} settings")
+    return [f"* decone CE+SCL against decone CE: {tally('scl', 'ce')}.",
+            f"* decone CE against SetFit: {tally('ce', 'setfit')}.",
+            f"* decone CE+SCL against SetFit: {tally('scl', 'setfit')}.",
+            f"* frozen embeddings + logistic regression against SetFit: {tally('logreg', 'setfit')}."]
+
+
+def plot(summary: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in summary})
+    noises = sorted({r["noise"] for r in summary})
+    if not tasks:
+        return
+    fig, axes = plt.subplots(len(tasks), len(noises), figsize=(4 * len(noises), 3.2 * len(tasks)), squeeze=False,
+                             sharey="row")
+    for i, task in enumerate(tasks):
+        for j, noise in enumerate(noises):
+            ax = axes[i][j]
+            for system in SYSTEMS:
+                pts = sorted((r["shots"], r["mean"], r["std"]) for r in summary
+                             if r["task"] == task and r["noise"] == noise and r["system"] == system)
+                if pts:
+                    x, y, e = zip(*pts)
+                    ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=LABELS[system])
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{task}, label noise {noise:g}")
+            ax.set_xlabel("shots per class")
+            if j == 0:
+                ax.set_ylabel("test accuracy %")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(rows: list[dict], out: Path, a) -> list[dict]:
+    summary = summarize(rows)
+    total_min = sum(r["wall_s"] for r in rows) / 60
+    head = [f"# Few-shot classification: decone against SetFit ({C.model_path(a.model).rsplit('/', 1)[-1]})", "",
+            f"Machine: {platform.processor() or platform.machine()}, native bf16: {C.native_bf16()}; {len(rows)} runs, "
+            f"{total_min:.1f} min of run time. decone CE / CE+SCL: {a.epochs} epochs, batch {a.batch_size}, lr {a.lr:g}, "
+            f"temperature 0.3. SetFit: "
+            + ("its defaults (oversampling)" if a.setfit_iterations is None else f"num_iterations={a.setfit_iterations}")
+            + ".", ""]
+    text = head + markdown(summary) + [""] + plain_words(summary) + [""]
+    (out / "summary.md").write_text("\n".join(text))
+    plot(summary, out / "accuracy_vs_shots.png")
+    print("\n".join(text))
+    return summary
+
+
+def main(argv=None) -> None:
+    a = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out = Path(a.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if a.report_only:
+        rows = [r for r in read_runs(out / "runs.jsonl") if r.get("settings") == settings(a)]
+    else:
+        rows = run_grid(a)
+    report(rows, out, a)
+
+
+if __name__ == "__main__":
+    main()

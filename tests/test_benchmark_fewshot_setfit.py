@@ -1,0 +1,71 @@
+"""benchmarks/fewshot_vs_setfit.py without SetFit: arguments, the paired summary and its verdicts, the plot."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "fewshot_vs_setfit.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("fewshot_vs_setfit", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--systems", "setfit,bert"], "unknown bert"),
+    (["--shots", "1"], "at least 2 per class"),
+    (["--noise", "1.0"], "fractions in [0, 1)"),
+    (["--seeds", "0"], "--seeds must be >= 1"),
+])
+def test_bad_arguments_are_usage_errors(args, message):
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _rows(acc: dict) -> list[dict]:
+    """acc: system -> accuracies by seed, one setting."""
+    return [{"task": "SST-2", "shots": 8, "noise": 0.0, "seed": s, "system": system, "accuracy": a, "wall_s": 1.0 + s}
+            for system, accs in acc.items() for s, a in enumerate(accs)]
+
+
+def test_summary_pairs_by_seed_and_calls_verdicts_by_the_stated_rule(tmp_path):
+    m = _module()
+    rows = _rows({"setfit": [0.80, 0.82, 0.81], "ce": [0.70, 0.72, 0.71], "scl": [0.705, 0.715, 0.72],
+                  "logreg": [0.90, 0.60, 0.81]})
+    summary = {r["system"]: r for r in m.summarize(rows)}
+    ce = summary["ce"]
+    assert ce["n"] == 3 and ce["mean"] == pytest.approx(71.0) and ce["std"] == pytest.approx(1.0)
+    assert ce["vs_setfit"]["mean"] == pytest.approx(-10.0) and ce["vs_setfit"]["wins"] == 0
+    assert ce["vs_setfit"]["verdict"] == "worse"  # every seed lower, by more than either spread
+    assert summary["scl"]["vs_ce"]["verdict"] == "inside"  # +0.5, -0.5, +1.0: seeds disagree
+    assert summary["logreg"]["vs_setfit"]["verdict"] == "inside"  # signs disagree
+    assert "vs_setfit" not in summary["setfit"] and "vs_ce" not in ce
+    assert summary["setfit"]["wall_s"] == 2.0  # median over seeds
+    words = "\n".join(m.plain_words(list(summary.values())))
+    assert "decone CE against SetFit: better in 0, worse in 1, inside the seed spread in 0 of 1 settings" in words
+    assert m.verdict([1.0], 0.0, 0.0) == "n/a"
+    m.plot(list(summary.values()), tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0
+    table = m.markdown(list(summary.values()))
+    assert len(table) == 2 + 4 and "-10.00 ± 0.00; 0/3; worse" in table[3]
+
+
+def test_report_only_reads_finished_runs_with_the_same_settings(tmp_path):
+    import json
+
+    m = _module()
+    a = m.parse_args(["--output", str(tmp_path), "--report-only"])
+    mine = [{**r, "settings": m.settings(a)} for r in _rows({"setfit": [0.8, 0.9], "ce": [0.7, 0.6]})]
+    other = [{**r, "settings": {**m.settings(a), "lr": 1.0}, "accuracy": 0.0} for r in _rows({"setfit": [0.1]})]
+    (tmp_path / "runs.jsonl").write_text("\n".join(json.dumps(r) for r in mine + other) + "\n{torn")
+    m.main(["--output", str(tmp_path), "--report-only"])
+    text = (tmp_path / "summary.md").read_text()
+    assert "4 runs" in text and "85.00 ± 7.07" in text and (tmp_path / "accuracy_vs_shots.png").exists()
