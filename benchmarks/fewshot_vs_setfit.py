@@ -23,7 +23,8 @@ Every system of a (task, shots, noise, seed) sees the same sentences and the sam
 :func:`decone.classify.fewshot.draw_shots` and written to ``samples/`` in the output folder, and is scored on the
 task's whole test set (SST-2: 1,821 sentences; TREC: 500 questions). One JSON line per finished run goes to
 ``runs.jsonl``; a rerun skips what is there, so the grid can be built over several invocations. ``summary.md`` and
-``accuracy_vs_shots.png`` are written from whatever has finished.
+``accuracy_vs_shots.png`` are written from whatever has finished. The default output, ``results/setfit``, is part of
+the repository: ``benchmarks/results.py`` puts its tables into RESULTS.md and the README without rerunning a run.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import _common as C  # noqa: E402
 
 SYSTEMS = ("setfit", "ce", "scl", "logreg")
 LABELS = {"setfit": "SetFit", "ce": "decone CE", "scl": "decone CE+SCL (λ=0.9)", "logreg": "frozen + logreg"}
-DEFAULT_OUT = C.ROOT / "results" / "work" / "setfit"
+DEFAULT_OUT = C.ROOT / "results" / "setfit"  # committed: runs.jsonl, samples/, summary.md and the plot are the results
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -287,6 +288,25 @@ def markdown(summary: list[dict]) -> list[str]:
     return lines
 
 
+def compact_markdown(summary: list[dict]) -> list[str]:
+    """One row per (task, shots, noise), one column per system: accuracy mean ± std over the seeds, the best in bold
+    (the README's table)."""
+    cells = {}
+    for r in summary:
+        cells.setdefault((r["task"], r["shots"], r["noise"]), {})[r["system"]] = r
+    lines = ["| task | shots/class | noise | " + " | ".join(LABELS[s] for s in SYSTEMS) + " |",
+             "|---|---|---|" + "---|" * len(SYSTEMS)]
+    for (task, shots, noise), by in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+        best = max(r["mean"] for r in by.values())
+        row = []
+        for s in SYSTEMS:
+            r = by.get(s)
+            text = f"{r['mean']:.2f} ± {r['std']:.2f}" if r else "—"
+            row.append(f"**{text}**" if r and r["mean"] == best else text)
+        lines.append(f"| {task} | {shots} | {noise:g} | " + " | ".join(row) + " |")
+    return lines
+
+
 def plain_words(summary: list[dict]) -> list[str]:
     """The two questions, answered from the verdicts: does CE + SCL beat CE, and does either beat SetFit?"""
     def tally(system: str, ref: str) -> str:
@@ -336,17 +356,29 @@ def plot(summary: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def report(rows: list[dict], out: Path, a) -> list[dict]:
     summary = summarize(rows)
     total_min = sum(r["wall_s"] for r in rows) / 60
+    m = C.machine()
     head = [f"# Few-shot classification: decone against SetFit ({C.model_path(a.model).rsplit('/', 1)[-1]})", "",
-            f"Machine: {platform.processor() or platform.machine()}, native bf16: {C.native_bf16()}; {len(rows)} runs, "
+            f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, native bf16: {C.native_bf16()}, torch {m['torch']}, "
+            f"Python {platform.python_version()}; {len(rows)} runs, "
             f"{total_min:.1f} min of run time. decone CE / CE+SCL: {a.epochs} epochs, batch {a.batch_size}, lr {a.lr:g}, "
-            f"temperature 0.3. SetFit: "
+            f"temperature 0.3. SetFit {_version('setfit')}: "
             + ("its defaults (oversampling)" if a.setfit_iterations is None else f"num_iterations={a.setfit_iterations}")
             + ".", ""]
     text = head + markdown(summary) + [""] + plain_words(summary) + [""]
     (out / "summary.md").write_text("\n".join(text))
+    (out / "summary.json").write_text(json.dumps({"intro": head[2:-1], "summary": summary}, indent=1) + "\n")
     plot(summary, out / "accuracy_vs_shots.png")
     print("\n".join(text))
     return summary

@@ -58,17 +58,74 @@ def budget(quick: bool) -> dict:
                     fewshot=["--shots", "20", "--seeds", "2", "--noise", "0", "--epochs", "2", "--test-size", "300"],
                     diagnose_every=10, probe_pairs=300, sts_tasks=["STSBenchmark", "SICKRelatedness"],
                 h2h_steps=10, h2h_minilm_steps=3, h2h_seeds=[42, 43], h2h_minilm_seeds=[42], decoder_steps=10, decoder_seeds=[42],
-                batch_ablation=[16, 32, 64], ablation_sentences=640)
+                batch_ablation=[16, 32, 64], ablation_sentences=640,
+                setfit=["--tasks", "SST-2", "--shots", "8", "--noise", "0", "--seeds", "2"])
     return dict(simcse_steps=400, corpus_sentences=25_600, mirror_steps=50, sup_steps=92, minilm_mirror_steps=50,
                 sweep_steps=100, sweep_grid=["temperature=0.01,0.05,0.1,0.5", "pooling=cls_before_pooler,mean,first_last_avg"],
                 fewshot=["--shots", "20,100", "--seeds", "5", "--noise", "0,0.2", "--epochs", "8", "--lr", "2e-4"],
                 diagnose_every=50, probe_pairs=1000, sts_tasks=None,
                 h2h_steps=100, h2h_minilm_steps=20, h2h_seeds=[42, 43, 44], h2h_minilm_seeds=[42, 43], decoder_steps=200,
-                decoder_seeds=[42, 43, 44], batch_ablation=[32, 64, 128, 256, 512], ablation_sentences=6_400)
+                decoder_seeds=[42, 43, 44], batch_ablation=[32, 64, 128, 256, 512], ablation_sentences=6_400,
+                # 64 shots x 6 TREC classes with SetFit's default pair sampling is 7,680 steps (over an hour a run on
+                # 2 CPU cores): that column is left to a GPU; run it with --shots 64 into the same results/setfit
+                setfit=["--tasks", "SST-2,TREC", "--shots", "8,16", "--noise", "0,0.2,0.4", "--seeds", "5"])
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def portable(text: str, shared: Path, out: Path) -> str:
+    """No machine paths in what is committed: the shared folder reads ``../shared``, the output root ``.``."""
+    for folder, name in ((shared, "../shared"), (out, ".")):
+        for form in {str(folder), str(Path(folder).resolve())}:
+            text = text.replace(form + "/", name + "/").replace(form, name)
+    return text
+
+
+def splice(path: Path, name: str, lines: list[str]) -> bool:
+    """Replace what stands between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``; False where the
+    markers are missing (the file is left alone)."""
+    begin, end = f"<!-- {name}:begin -->\n", f"<!-- {name}:end -->"
+    text = path.read_text() if path.exists() else ""
+    if begin not in text or end not in text.split(begin, 1)[1]:
+        return False
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(head + begin + "\n".join(lines) + "\n" + end + tail)
+    return True
+
+
+def _setfit_module():
+    import importlib
+
+    return importlib.import_module("fewshot_vs_setfit")
+
+
+def setfit_piece(b: dict, quick: bool, out: Path, figs: Path) -> tuple[list[str], list[str]]:
+    """Few-shot classification against SetFit (benchmarks/fewshot_vs_setfit.py): runs what its folder lacks of the
+    budget's grid (each finished run is kept in runs.jsonl) and returns (RESULTS.md section, README table)."""
+    folder = out / "results" / ("work-quick/setfit" if quick else "setfit")
+    log(f"few-shot classification against SetFit -> {folder}")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fewshot_vs_setfit.py"), "--output", str(folder),
+                    *b["setfit"]], check=True)
+    mod = _setfit_module()
+    data = json.loads((folder / "summary.json").read_text())
+    summary = data["summary"]
+    shutil.copy(folder / "accuracy_vs_shots.png", figs / "setfit_accuracy_vs_shots.png")
+    r = "results/quick" if quick else "results"
+    command = "python benchmarks/fewshot_vs_setfit.py " + " ".join(b["setfit"])
+    words = mod.plain_words(summary)
+    section = ["## Few-shot classification against SetFit (all-MiniLM-L6-v2)", "",
+               f"`{command}` (every run kept in `{'results/work-quick/setfit' if quick else 'results/setfit'}/runs.jsonl`, "
+               "the sampled shots of every setting in its `samples/`). " + " ".join(data["intro"]), "",
+               "Every system of a setting trains on the same sampled sentences and the same noisy labels and is scored on "
+               "the task's whole test set. Δ: the paired difference over seeds, with the seeds it wins; **better** / "
+               "**worse** only where every seed agrees on the sign and the mean exceeds both systems' seed std, "
+               "otherwise inside the seed spread.", "",
+               *mod.markdown(summary), "", *words, "", f"![accuracy against shots]({r}/setfit_accuracy_vs_shots.png)", ""]
+    readme = [*mod.compact_markdown(summary), "", *words]
+    return section, readme
 
 
 def corpus_sentences(shared: Path, n: int, out: Path, seed: int = 0) -> Path:
@@ -191,7 +248,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: about 15 minutes on 2 cores")
     parser.add_argument("--fresh", action="store_true", help="ignore cached pieces in results/work")
     parser.add_argument("--output", default=str(ROOT), help="where RESULTS.md and results/ go [repository root]")
+    parser.add_argument("--only", choices=["setfit"],
+                        help="build only this piece and replace its section in RESULTS.md and the README (between "
+                             "their <!-- setfit:begin/end --> markers), leaving the rest as it stands")
     args = parser.parse_args()
+    import importlib.util
+
+    if importlib.util.find_spec("setfit") is None:
+        sys.exit("results.py compares against SetFit: pip install --no-deps setfit evaluate")
 
     from decone.diagnostics.dynamics import DynamicsCallback, default_probe
     from decone.paths import shared_dir
@@ -213,6 +277,15 @@ def main() -> None:
     figs.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     log(f"budget: {b}")
+    if args.only == "setfit":
+        section, readme_table = setfit_piece(b, args.quick, out, figs)
+        target = out / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+        for path, lines in [(target, section)] + ([] if args.quick else [(out / "README.md", readme_table)]):
+            if not splice(path, "setfit", lines):
+                sys.exit(f"{path}: no <!-- setfit:begin --> ... <!-- setfit:end --> markers to replace")
+            path.write_text(portable(path.read_text(), shared, out))
+            log(f"updated the setfit section of {path}")
+        return
     sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
     corpus = corpus_sentences(shared, b["corpus_sentences"], work)
     small = dict(model=raw, pooling="mean", lr=1e-4, bf16=None, seed=42)  # mean pooling and lr 1e-4 suit this small model
@@ -280,6 +353,8 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "decone", "fewshot", "--task", "SST-2", "--model", raw, "--output", str(fewshot_dir),
                     "--lambda", "0,0.9", *b["fewshot"]], check=True)
 
+    setfit_section, setfit_readme = setfit_piece(b, args.quick, out, figs)
+
     for src, dst in [(work / "simcse" / "dynamics.png", "dynamics_simcse.png"),
                      (sweep_dir / "sweep_temperature.png", "sweep_temperature.png"),
                      (sweep_dir / "sweep_pooling.png", "sweep_pooling.png"),
@@ -295,15 +370,11 @@ def main() -> None:
     spent_log.write_text(json.dumps(spent))
     total = sum(spent)
     write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_dir, fewshot_dir,
-                   args.quick, len(spent), h2h, dec, batches)
-    if not args.quick:  # the README's decoder table is this run's, not retyped
+                   args.quick, len(spent), h2h, dec, batches, setfit_section, shared)
+    if not args.quick:  # the README's tables are this run's, not retyped
         readme = out / "README.md"
-        text = readme.read_text() if readme.exists() else ""
-        if "<!-- decoders:begin -->\n" in text and "<!-- decoders:end -->" in text.split("<!-- decoders:begin -->", 1)[1]:
-            head, rest = text.split("<!-- decoders:begin -->\n", 1)
-            _, tail = rest.split("<!-- decoders:end -->", 1)
-            table = [line for line in decoder_markdown(dec, b) if line.startswith("|")]
-            readme.write_text(head + "<!-- decoders:begin -->\n" + "\n".join(table) + "\n<!-- decoders:end -->" + tail)
+        splice(readme, "decoders", [line for line in decoder_markdown(dec, b) if line.startswith("|")])
+        splice(readme, "setfit", setfit_readme)
     log(f"done in {total / 60:.1f} min")
 
 
@@ -571,7 +642,7 @@ def fmt(x, d=2) -> str:
 
 def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_dir: Path, fewshot_dir: Path, quick: bool,
                    invocations: int = 1, h2h: dict | None = None, dec: dict | None = None,
-                   batches: list | None = None) -> None:
+                   batches: list | None = None, setfit: list[str] | None = None, shared: Path | None = None) -> None:
     import torch
 
     from decone.encoder import has_bf16_cpu
@@ -669,7 +740,10 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
     if (fewshot_dir / "results.md").exists():
         lines += [l for l in (fewshot_dir / "results.md").read_text().splitlines() if not l.startswith("# ")]
     lines += ["", f"![SCL accuracy vs shots]({r}/scl_accuracy_vs_shots.png)", ""]
-    path.write_text("\n".join(lines) + "\n")
+    if setfit:
+        lines += ["<!-- setfit:begin -->", *setfit, "<!-- setfit:end -->", ""]
+    text = "\n".join(lines) + "\n"
+    path.write_text(portable(text, shared, path.parent) if shared else text)
     log(f"wrote {path}")
 
 

@@ -69,3 +69,35 @@ def test_report_only_reads_finished_runs_with_the_same_settings(tmp_path):
     m.main(["--output", str(tmp_path), "--report-only"])
     text = (tmp_path / "summary.md").read_text()
     assert "4 runs" in text and "85.00 ± 7.07" in text and (tmp_path / "accuracy_vs_shots.png").exists()
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["system"] for r in data["summary"]] == ["setfit", "ce"] and "4 runs" in " ".join(data["intro"])
+
+
+def test_compact_table_has_one_row_per_setting_and_bolds_the_best():
+    m = _module()
+    rows = _rows({"setfit": [0.80, 0.82], "ce": [0.70, 0.72]})
+    rows += [{**r, "noise": 0.4, "accuracy": r["accuracy"] - (0.3 if r["system"] == "setfit" else 0.0)}
+             for r in _rows({"setfit": [0.80, 0.82], "ce": [0.70, 0.72]})]
+    table = m.compact_markdown(m.summarize(rows))
+    assert len(table) == 2 + 2
+    assert table[2] == "| SST-2 | 8 | 0 | **81.00 ± 1.41** | 71.00 ± 1.41 | — | — |"
+    assert table[3] == "| SST-2 | 8 | 0.4 | 51.00 ± 1.41 | **71.00 ± 1.41** | — | — |"
+
+
+def _results_module():
+    spec = importlib.util.spec_from_file_location("results_bench", SCRIPT.parent / "results.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_results_splice_replaces_only_between_markers_and_portable_drops_machine_paths(tmp_path):
+    r = _results_module()
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- setfit:begin -->\nold table\n<!-- setfit:end -->\noutro\n")
+    assert r.splice(readme, "setfit", ["| a |", "| b |"])
+    assert readme.read_text() == "intro\n<!-- setfit:begin -->\n| a |\n| b |\n<!-- setfit:end -->\noutro\n"
+    assert not r.splice(readme, "decoders", ["x"]) and "x" not in readme.read_text()
+    shared, out = tmp_path / "shared", tmp_path / "repo"
+    text = f"decone fewshot --model {shared}/models/raw --output {out}/results/work/fewshot"
+    assert r.portable(text, shared, out) == "decone fewshot --model ../shared/models/raw --output ./results/work/fewshot"

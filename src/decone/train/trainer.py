@@ -213,6 +213,9 @@ class Trainer:
             return
         held, free = memory.held_and_free(self.device)
         budget = memory.parse_size(cfg.max_memory) if cfg.max_memory else held + int(memory.DEFAULT_SHARE * free)
+        if cfg.max_memory and self.device.type == "cpu" and memory.return_freed_memory():
+            note("memory: freed activations go back to the system at once (a fixed malloc mmap threshold), so the "
+                 "resident set stays near what is in use; this costs some speed", self.console)
         world = self.dist.world_size if self.dist is not None else 1
         batch = max(2, cfg.batch_size // world)  # this process's share of the global batch
         views = len(self.views_fn([self.data.examples[0], self.data.examples[1]], random.Random(0)))
