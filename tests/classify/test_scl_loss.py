@@ -3,6 +3,7 @@
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -131,3 +132,52 @@ def test_the_method_takes_lambda_and_temperature_from_the_config():
     objective = get_method("scl").objective(cfg)
     assert objective.scl_lambda == 0.25 and objective.temperature == 0.3
     assert get_method("scl").objective(TrainConfig(method="scl", model="m").resolved()).scl_lambda == 0.9
+
+
+class _FixedFeatures(torch.nn.Module):
+    """A stand-in for the trainable model: embed(texts) looks the features up; records the mode it was called in."""
+
+    def __init__(self, table: dict):
+        super().__init__()
+        self.table, self.modes = table, []
+        self.encoder = SimpleNamespace(dim=len(next(iter(table.values()))), pooling="mean")
+
+    def embed(self, texts, use_bf16):
+        self.modes.append(self.training)
+        return torch.tensor([self.table[t] for t in texts], dtype=torch.float32)
+
+
+@pytest.mark.parametrize("classes", [["neg", "pos"], ["a", "b", "c"]])
+def test_probe_head_equals_a_logistic_regression_on_the_frozen_features(classes):
+    """head_init="probe": the head's class scores order the classes as scikit-learn's logistic regression does on the
+    same features (binary: the logit difference is its decision function), fitted in eval mode; training mode is
+    restored; a class the data lack scores below every other."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    k = len(classes)
+    texts = [f"t{i}" for i in range(12 * k)]
+    y = np.arange(12 * k) % k
+    feats = rng.normal(size=(12 * k, 6)) + 2.0 * np.eye(k, 6)[y]
+    model = _FixedFeatures({t: f.tolist() for t, f in zip(texts, feats)})
+    model.train()
+    data = Dataset([(t,) for t in texts], "mem", labels=[classes[i] for i in y], label_names=classes + ["unseen"])
+    loss = SCLClassifierLoss(0.9, head_init="probe")
+    loss.setup(model, data)
+    assert model.modes and not any(model.modes) and model.training
+    ref = LogisticRegression(max_iter=1000).fit(feats.astype(np.float32), y)
+    with torch.no_grad():
+        logits = loss.classifier(torch.tensor(feats, dtype=torch.float32)).numpy()
+    if k == 2:
+        np.testing.assert_allclose(logits[:, 1] - logits[:, 0], ref.decision_function(feats.astype(np.float32)),
+                                   rtol=1e-4, atol=1e-4)
+    else:
+        np.testing.assert_allclose(logits[:, :k], ref.decision_function(feats.astype(np.float32)), rtol=1e-4, atol=1e-4)
+    assert (logits[:, k] < logits[:, :k].min(axis=1)).all()  # the unseen class never wins
+    assert (logits.argmax(axis=1) == ref.predict(feats.astype(np.float32))).all()
+
+
+def test_random_head_is_the_default_of_the_objective_and_a_bad_head_init_is_refused():
+    assert SCLClassifierLoss(0.9).head_init == "random"
+    with pytest.raises(ConfigError, match="head_init must be one of probe, random"):
+        SCLClassifierLoss(0.9, head_init="zeros")

@@ -10,7 +10,10 @@ temperature tau: each example is pulled towards the other examples of its class 
 ``lambda = 0`` is plain cross-entropy fine-tuning; the paper's default is ``lambda = 0.9``, ``tau = 0.3``.
 
 It is an :class:`~decone.objectives.Objective`: ``setup`` builds the label vocabulary and the linear head (a
-submodule, so it is optimised and checkpointed with the encoder); ``labels`` gives each example's class index; ``save``
+submodule, so it is optimised and checkpointed with the encoder), either at random (``head_init="random"``, the
+paper's) or from a logistic regression on the frozen features of the training data (``"probe"``: linear probing
+then fine-tuning, Kumar et al. 2022, arXiv:2202.10054; the ``scl`` method's default, since with a few dozen examples
+and a fine-tuning learning rate a random head barely moves from its start); ``labels`` gives each example's class index; ``save``
 writes ``classifier.safetensors`` (``weight`` (C, d), ``bias`` (C,)) and ``classifier.json`` (label names and settings)
 beside the saved encoder.
 
@@ -39,6 +42,8 @@ DEFAULT_LAMBDA = 0.9
 DEFAULT_TEMPERATURE = 0.3
 HEAD_FILE = "classifier.safetensors"
 HEAD_INFO = "classifier.json"
+HEAD_INITS = ("probe", "random")
+PROBE_EXAMPLES = 10_000  #: at most this many training examples (a seeded sample) fit the probe
 
 def check_lambda(value: float) -> float:
     value = float(value)
@@ -68,8 +73,11 @@ class SCLClassifierLoss(Objective):
     gradcache_refusal = "GradCache (--mini-batch-size) is for contrastive methods, not classifier fine-tuning"
 
     def __init__(self, scl_lambda: float = DEFAULT_LAMBDA, temperature: float = DEFAULT_TEMPERATURE,
-                 labels: Sequence[str] | None = None):
+                 labels: Sequence[str] | None = None, head_init: str = "random"):
         super().__init__()
+        if head_init not in HEAD_INITS:
+            raise ConfigError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {head_init!r}")
+        self.head_init = head_init
         self.scl_lambda = check_lambda(scl_lambda)
         self.temperature = check_temperature(temperature)
         self.label_names: list[str] | None = list(labels) if labels is not None else None
@@ -90,6 +98,38 @@ class SCLClassifierLoss(Objective):
         self.labels(data)  # every label must be in the vocabulary
         self.classifier = nn.Linear(model.encoder.dim, len(self.label_names))
         self.pooling = model.encoder.pooling
+        if self.head_init == "probe":
+            self.fit_probe(model, data)
+
+    @torch.no_grad()
+    def fit_probe(self, model, data) -> None:
+        """Set the head to a logistic regression (scikit-learn, L2, C = 1) on the frozen features of the training
+        examples: the features the loss sees, in eval mode (no dropout). Classes absent from the data get zero
+        weights and a bias below every other class's."""
+        from sklearn.linear_model import LogisticRegression
+
+        y = self.labels(data).numpy()
+        rows = np.arange(len(y))
+        if len(rows) > PROBE_EXAMPLES:
+            rows = np.sort(np.random.default_rng(0).choice(len(rows), PROBE_EXAMPLES, replace=False))
+        if len(np.unique(y[rows])) < 2:  # one class only: nothing to fit, keep the random head
+            return
+        was_training = model.training
+        model.eval()
+        try:
+            texts = [str(data.examples[i][0]) for i in rows]
+            x = torch.cat([model.embed(texts[i:i + 64], False) for i in range(0, len(texts), 64)]).cpu().numpy()
+        finally:
+            model.train(was_training)
+        probe = LogisticRegression(max_iter=1000).fit(x, y[rows])
+        coef, bias = probe.coef_, probe.intercept_
+        if len(probe.classes_) == 2 and coef.shape[0] == 1:  # binary: one logit difference, split as a softmax pair
+            coef, bias = np.vstack([-coef / 2, coef / 2]), np.concatenate([-bias / 2, bias / 2])
+        weight = np.zeros((len(self.label_names), x.shape[1]), dtype=np.float32)
+        full_bias = np.full(len(self.label_names), float(bias.min()) - 10.0, dtype=np.float32)
+        weight[probe.classes_], full_bias[probe.classes_] = coef, bias
+        self.classifier.weight.copy_(torch.from_numpy(weight))
+        self.classifier.bias.copy_(torch.from_numpy(full_bias))
 
     def labels(self, data) -> torch.Tensor:
         """The class index of each example, (N,) long."""

@@ -1,8 +1,18 @@
 """Supervised contrastive fine-tuning of a classifier: (1 - lambda) CE + lambda SupCon over [CLS], lambda 0.9, T 0.3."""
 
+from dataclasses import dataclass
+
 from decone import augment
 from decone.classify.scl import DEFAULT_LAMBDA, DEFAULT_TEMPERATURE, SCLClassifierLoss, method_sampler
 from decone.methods import Method, register
+
+@dataclass
+class SCLOptions:
+    """``head_init``: "probe" starts the linear head from a logistic regression on the frozen features (linear
+    probing, then fine-tuning: Kumar et al. 2022, arXiv:2202.10054); "random" is the paper's random head."""
+
+    head_init: str = "probe"
+
 
 register(Method(
     name="scl",
@@ -11,8 +21,10 @@ register(Method(
              "Fine-tuning (ICLR), arXiv:2011.01403",
     data="labelled",
     views=lambda config, tokenizer: augment.column_views(1),
-    objective=lambda config: SCLClassifierLoss(config.scl_lambda, config.temperature),
+    objective=lambda config: SCLClassifierLoss(config.scl_lambda, config.temperature,
+                                               head_init=config.method_options.head_init),
     defaults=dict(pooling="cls_before_pooler", head="none", temperature=DEFAULT_TEMPERATURE, lr=2e-5, batch_size=16, max_length=64,
                   epochs=3, scl_lambda=DEFAULT_LAMBDA),
     sampler=method_sampler,
+    options=SCLOptions,
 ))
