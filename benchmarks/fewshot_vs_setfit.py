@@ -14,7 +14,8 @@ all-MiniLM-L6-v2:
   oversampling strategy, CosineSimilarityLoss for one epoch of batch 16 at lr 2e-5, then scikit-learn's logistic
   regression on the tuned embeddings. ``--setfit-iterations 20`` uses the SetFit paper's 20 pair-iterations instead
   (at 64 shots x 6 classes the default draws 122,880 pairs: hours a run on a CPU);
-* ``ce``: decone's classifier fine-tuning (``decone fewshot``, method ``scl``) with lambda = 0: cross-entropy only;
+* ``ce``: decone's classifier fine-tuning (``decone fewshot``, method ``scl``) with lambda = 0: cross-entropy only,
+  the linear head started from a logistic-regression probe on the frozen features (``scl``'s default);
 * ``scl``: the same with lambda = 0.9, (1 - lambda) CE + lambda SupCon, temperature 0.3 (Gunel et al. 2021,
   arXiv:2011.01403);
 * ``logreg``: the floor: logistic regression (scikit-learn, as SetFit's head) on the frozen decone embeddings.
@@ -45,6 +46,7 @@ import _common as C  # noqa: E402
 
 SYSTEMS = ("setfit", "ce", "scl", "logreg")
 LABELS = {"setfit": "SetFit", "ce": "decone CE", "scl": "decone CE+SCL (λ=0.9)", "logreg": "frozen + logreg"}
+MODEL_NAMES = {"minilm": "all-MiniLM-L6-v2", "raw-mini": "decone-raw-mini"}
 DEFAULT_OUT = C.ROOT / "results" / "setfit"  # committed: runs.jsonl, samples/, summary.md and the plot are the results
 
 
@@ -88,7 +90,7 @@ def run_key(task: str, shots: int, noise: float, seed: int, system: str) -> str:
 def settings(a) -> dict:
     """What a run's result depends on besides its grid point; a cached run with other settings is not reused."""
     return {"model": a.model, "setfit_iterations": a.setfit_iterations, "epochs": a.epochs, "lr": a.lr,
-            "batch_size": a.batch_size}
+            "batch_size": a.batch_size, "head_init": "probe"}
 
 
 def read_runs(path: Path) -> list[dict]:
@@ -369,7 +371,7 @@ def report(rows: list[dict], out: Path, a) -> list[dict]:
     summary = summarize(rows)
     total_min = sum(r["wall_s"] for r in rows) / 60
     m = C.machine()
-    head = [f"# Few-shot classification: decone against SetFit ({C.model_path(a.model).rsplit('/', 1)[-1]})", "",
+    head = [f"# Few-shot classification: decone against SetFit ({MODEL_NAMES.get(a.model, Path(a.model).name)})", "",
             f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, native bf16: {C.native_bf16()}, torch {m['torch']}, "
             f"Python {platform.python_version()}; {len(rows)} runs, "
             f"{total_min:.1f} min of run time. decone CE / CE+SCL: {a.epochs} epochs, batch {a.batch_size}, lr {a.lr:g}, "

@@ -112,6 +112,10 @@ def test_fewshot_grid_runs_resumes_and_plots(app, tiny_model_dir, tmp_path, monk
 
     changed = CliRunner().invoke(app, [a if a != "1e-3" else "2e-3" for a in args])
     assert changed.exit_code == 2 and "lr=0.001" in changed.output
+    other_head = CliRunner().invoke(app, args + ["--head-init", "random"])  # runs with another start are not reused
+    assert other_head.exit_code == 2 and "head_init='probe'" in other_head.output
+    bad = CliRunner().invoke(app, args + ["--head-init", "zeros"])
+    assert bad.exit_code == 2 and "--head-init must be one of probe, random" in bad.output
 
 
 def test_fewshot_unknown_test_label_names_the_line(app, tiny_model_dir, tmp_path):

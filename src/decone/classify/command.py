@@ -110,6 +110,8 @@ def fewshot_command(
     max_length: int = typer.Option(64, help="Truncate texts to this many tokens"),
     pooling: Optional[str] = typer.Option(None, help="Pooling of the features [folder's own, else cls_before_pooler]"),
     warmup_ratio: float = typer.Option(0.0, help="Fraction of steps with linear warm-up"),
+    head_init: str = typer.Option("probe", help="The head's start: probe (logistic regression on the frozen features) "
+                                                "| random (the paper's)"),
     test_size: int = typer.Option(0, help="Evaluate on a fixed stratified subset of this many test examples (0: all)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast [default: where supported]"),
     data_dir: Optional[str] = typer.Option(None, help="Data directory in the layout of shared/data [default: $DECONE_DATA, ../shared/data]"),
@@ -131,6 +133,7 @@ def fewshot_command(
             noise=_numbers(noise, float, "--noise"), lambdas=_numbers(lambdas, float, "--lambda"), epochs=epochs,
             max_steps=max_steps, batch_size=batch_size, lr=lr, temperature=temperature, max_length=max_length,
             pooling=pooling, warmup_ratio=warmup_ratio, test_size=test_size, bf16=bf16, data_dir=data_dir,
+            head_init=head_init,
             overwrite=overwrite,
         )
         rows = run_grid(cfg, log=lambda msg: console.print(msg, soft_wrap=True))
@@ -163,6 +166,8 @@ def _command_line(cfg) -> str:
         parts.append(f"--warmup-ratio {cfg.warmup_ratio:g}")
     if cfg.test_size:
         parts.append(f"--test-size {cfg.test_size}")
+    if cfg.head_init != "probe":
+        parts.append(f"--head-init {cfg.head_init}")
     if cfg.bf16 is not None:
         parts.append("--bf16" if cfg.bf16 else "--no-bf16")
     return " ".join(parts)

@@ -39,7 +39,7 @@ RESULTS_FILE = "results.md"
 FEATURES_DIR = "features"
 #: Settings that change the results; a resumed grid must keep them.
 RESULT_SETTINGS = ("task", "model", "epochs", "max_steps", "batch_size", "lr", "temperature", "max_length", "pooling",
-                   "warmup_ratio", "test_size", "bf16")
+                   "warmup_ratio", "test_size", "bf16", "head_init")
 
 
 @dataclass
@@ -65,6 +65,7 @@ class FewShotConfig:
     bf16: bool | None = None
     data_dir: str | None = None
     feature_seeds: int = 1
+    head_init: str = "probe"  # the linear head's start: a logistic-regression probe, or "random" (the paper's)
     overwrite: bool = False
 
     def validate(self) -> None:
@@ -74,6 +75,10 @@ class FewShotConfig:
             raise ConfigError(f"--shots must be a list of integers >= 2, got {self.shots}")
         if self.seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {self.seeds}")
+        from decone.classify.scl import HEAD_INITS
+
+        if self.head_init not in HEAD_INITS:
+            raise ConfigError(f"--head-init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if not self.noise or any(not 0.0 <= p < 1.0 for p in self.noise):
             raise ConfigError(f"--noise must be fractions in [0, 1), got {self.noise}")
         if not self.lambdas:
@@ -182,7 +187,7 @@ def train_and_evaluate(cfg: FewShotConfig, pool: list, test: list, classes: list
                       max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr, temperature=cfg.temperature,
                       max_length=cfg.max_length, pooling=cfg.pooling, seed=seed, bf16=cfg.bf16,
                       warmup_ratio=cfg.warmup_ratio, save_every=1_000_000, log_every=1_000_000, overwrite=True,
-                      scl_lambda=lam)
+                      scl_lambda=lam, options={"head_init": cfg.head_init})
         quiet = Console(file=io.StringIO())
         t_train = time.perf_counter()
         try:
