@@ -185,9 +185,10 @@ def test_gzip_text_is_read(tmp_path):
         read_lines(tmp_path / "bad.txt.gz")
 
 
-def test_training_on_a_large_file_groups_by_bytes_and_orders_batches_by_seed(tmp_path, monkeypatch, tiny_model_dir):
-    """The trainer takes a LineFile: byte lengths key the length grouping (no tokenising of every line), the order is
-    a pure function of the seed (so resume and DDP shards see the same batches), and a run trains and saves."""
+def test_training_on_a_large_file_groups_by_tokens_window_by_window(tmp_path, monkeypatch, tiny_model_dir):
+    """The trainer takes a LineFile: its batches come window by window (WindowBatches), grouped by token counts of
+    each window when it is reached (no tokenising of every line before step 1); the order is a pure function of the
+    seed (so resume and DDP shards see the same batches), and a run trains and saves."""
     import random
 
     from decone.data import LineFile
@@ -201,12 +202,20 @@ def test_training_on_a_large_file_groups_by_bytes_and_orders_batches_by_seed(tmp
                   batch_size=16, max_length=16, bf16=False, pooling="mean")
     first = Trainer(TrainConfig(output=str(tmp_path / "a"), **config))
     first.setup()
-    assert isinstance(first.data.examples, LineFile) and first.lengths is first.data.examples.byte_lengths
+    import numpy as np
+
+    from decone.train.batches import WindowBatches, token_lengths
+
+    assert isinstance(first.data.examples, LineFile)
     batches = first.epoch_batches(0)
+    assert isinstance(batches, WindowBatches) and batches._cache is None  # nothing tokenised before the first step
+    batches = list(batches)
     again = Trainer(TrainConfig(output=str(tmp_path / "b"), **config))
     again.setup()
+    assert len(batches) == len(again.epoch_batches(0)) == 19  # 18 x 16 + 12
     assert all((x == y).all() for x, y in zip(batches, again.epoch_batches(0)))
-    spread = [int(first.lengths[b].max() - first.lengths[b].min()) for b in batches]
-    assert sum(spread) / len(spread) < 0.5 * (int(first.lengths.max()) - int(first.lengths.min()))  # grouped
+    tokens = np.asarray(token_lengths(first.encoder, [first.data.examples[i] for i in range(300)], 16))
+    spread = [int(tokens[b].max() - tokens[b].min()) for b in batches]
+    assert sum(spread) / len(spread) < 0.5 * (int(tokens.max()) - int(tokens.min()))  # grouped by tokens
     summary = first.run()
     assert summary["steps"] == 3 and (tmp_path / "a" / "model.safetensors").exists()

@@ -32,6 +32,63 @@ def batch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, 
     return batches
 
 
+class WindowBatches:
+    """One epoch's batches over a large file, grouped by token counts one window at a time.
+
+    The epoch's random permutation of the N examples (``default_rng([seed, epoch])``, as :func:`batch_order`) is cut
+    into windows of ``window`` batches (``window * batch_size`` examples). The first time a batch of a window is asked
+    for, ``count_tokens(indices)`` gives that window's token counts (a few thousand lines tokenised, milliseconds), the
+    window is sorted by them (longest first) and cut into batches, and those batches are shuffled
+    (``default_rng([seed, epoch, w])``). So no line is tokenised before the first step, a batch's padding is as small
+    as with :func:`batch_order` over token counts, and the order is still a pure function of (seed, epoch) and the
+    data, so ``--resume`` and every DDP process see the same batches. Windows come in the permutation's order; each
+    window is a uniform random sample of the data. Only the last window can end in a short batch; one shorter than
+    ``min_size`` is dropped (2: a batch needs negatives; the world size under DDP).
+
+    Indexing with an int gives an index array; a slice gives an iterator (windows are tokenised as it reaches them).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, count_tokens=None, window: int = 50,
+                 min_size: int = 2):
+        self.batch_size, self.seed, self.epoch, self.count_tokens = batch_size, seed, epoch, count_tokens
+        self.perm = np.random.default_rng([seed, epoch]).permutation(n)
+        span = batch_size * window
+        self.windows = [self.perm[i : i + span] for i in range(0, n, span)]
+        sizes = [math.ceil(len(w) / batch_size) for w in self.windows]
+        if self.windows and len(self.windows[-1]) % batch_size and len(self.windows[-1]) % batch_size < min_size:
+            sizes[-1] -= 1  # the short last batch
+        self.first = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # each window's first batch number
+        self._cache: tuple[int, list[np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return int(self.first[-1])
+
+    def window_batches(self, w: int) -> list[np.ndarray]:
+        if self._cache is None or self._cache[0] != w:
+            if self.count_tokens is None:
+                raise RuntimeError("WindowBatches.count_tokens is not set")
+            idx = self.windows[w]
+            tokens = np.asarray(self.count_tokens(idx))
+            order = idx[np.argsort(-tokens, kind="stable")]
+            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            batches = batches[: int(self.first[w + 1] - self.first[w])]
+            rng = np.random.default_rng([self.seed, self.epoch, w])
+            self._cache = (w, [batches[i] for i in rng.permutation(len(batches))])
+        return self._cache[1]
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return (self[i] for i in range(*k.indices(len(self))))
+        k = int(k) + (len(self) if k < 0 else 0)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        w = int(np.searchsorted(self.first, k, side="right")) - 1
+        return self.window_batches(w)[k - int(self.first[w])]
+
+    def __iter__(self):
+        return self[:]
+
+
 def token_lengths(encoder: Encoder, examples: Sequence[tuple[str, ...]], max_length: int, chunk: int = 4096) -> list[int]:
     """Each example's token count (its texts summed, each truncated to ``max_length``): the key of length grouping.
 

@@ -38,7 +38,7 @@ from decone.evaluate.sts import spearman_on_pairs
 from decone.gradcache import cached_loss_and_backward
 from decone.methods import get_method
 from decone.threads import CoreGovernor
-from decone.train.batches import batch_order, token_lengths
+from decone.train.batches import WindowBatches, batch_order, token_lengths
 from decone.train.callbacks import RunLog, TrainProgress, TrainState, call, merge, note, warn
 from decone.train.checkpoint import LOG_FILE, OutputFolder, find_checkpoint, load_checkpoint, prepare_output, save_checkpoint
 from decone.train.config import TrainConfig
@@ -107,8 +107,8 @@ class Trainer:
         self._fit_memory()
         self.labels = self.objective.labels(self.data)
         self.lengths = self._lengths()
-        if first_epoch is not None:  # computed beside the model's loading
-            self._batches = (0, self._shard_filter(first_epoch))
+        if first_epoch is not None:  # planned beside the model's loading; the tokens are counted as windows come
+            self._batches = (0, first_epoch)
         self.per_epoch = len(self.epoch_batches(0))
         if self.per_epoch == 0:
             raise ConfigError(f"{self.data.source}: {len(self.data)} examples make no batch of >= 2")
@@ -120,17 +120,32 @@ class Trainer:
         self.log = RunLog(self.state.log_path, self.main)
         self.data_info = None  # for the model card (file, count, sha256): hashed at the first save, not before step 1
 
-    def _read_data(self) -> tuple[Dataset, list[np.ndarray] | None]:
-        """The training data and, for a large file, its first epoch's batches (keyed on byte lengths, so no model is
-        needed). Runs in a thread beside the model's loading: the file's index and the imports overlap on two cores."""
+    def _read_data(self) -> tuple[Dataset, WindowBatches | None]:
+        """The training data and, for a large file, its first epoch's plan (the permutation and its windows: no
+        model needed). Runs in a thread beside the model's loading: the file's index and the imports overlap on two
+        cores."""
         cfg = self.config
         data = self.data
         if data is None:
             columns = {"text": cfg.text_column} if cfg.text_column else None
             data = read_dataset(cfg.data, self.method.data, columns=columns, encoding=cfg.encoding)
-        if not isinstance(data.examples, LineFile) or self.method.sampler is not None or len(data) < 2:
+        if not self._windowed(data):
             return data, None
-        return data, batch_order(data.examples.byte_lengths, cfg.batch_size, cfg.seed, 0, cfg.group_by_length)
+        return data, self._window_batches(len(data), 0)
+
+    def _windowed(self, data: Dataset) -> bool:
+        """A large file grouped by length: its batches come window by window (:class:`WindowBatches`)."""
+        return (isinstance(data.examples, LineFile) and self.config.group_by_length and self.method.sampler is None
+                and len(data) >= 2)
+
+    def _window_batches(self, n: int, epoch: int) -> WindowBatches:
+        world = self.dist.world_size if self.dist is not None else 1
+        return WindowBatches(n, self.config.batch_size, self.config.seed, epoch,
+                             count_tokens=self._count_tokens, min_size=max(2, world))
+
+    def _count_tokens(self, idx: np.ndarray) -> list[int]:
+        """Token counts of the examples ``idx`` (a window of a large file), each text cut at ``--max-length``."""
+        return token_lengths(self.encoder, [self.data.examples[int(i)] for i in idx], self.config.max_length)
 
     def _report_data(self) -> None:
         if len(self.data) < 2:
@@ -242,7 +257,7 @@ class Trainer:
         """Each example's length, the key of length grouping: token counts; a large file's byte lengths (tokenising
         10M lines before the first step would take minutes)."""
         cfg, examples = self.config, self.data.examples
-        if isinstance(examples, LineFile):
+        if isinstance(examples, LineFile):  # windows are grouped by tokens as they come (WindowBatches)
             return examples.byte_lengths
         if cfg.group_by_length and self.method.sampler is None:
             return token_lengths(self.encoder, examples, cfg.max_length)
@@ -258,6 +273,8 @@ class Trainer:
         cfg = self.config
         if self.method.sampler is not None:
             batches = self.method.sampler(self.data, cfg.batch_size, cfg.seed, epoch)
+        elif self._windowed(self.data):
+            return self._window_batches(len(self.data), epoch)  # short batches already left out for DDP
         else:
             batches = batch_order(self.lengths, cfg.batch_size, cfg.seed, epoch, cfg.group_by_length)
         return self._shard_filter(batches)
