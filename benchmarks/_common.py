@@ -268,12 +268,16 @@ def simcse_trainable(model: str):
 def simcse_trainer(model: str, bf16: bool, threads_adaptive: bool = False):
     """decone's SimCSE :class:`~decone.train.Trainer`, set up (not run) on the STS-B 10k sentences, for timing
     :meth:`~decone.train.Trainer.train_step` inside ``trainer.stepping()``. -> trainer."""
+    import atexit
+    import shutil
     import tempfile
 
     from decone.train import TrainConfig, Trainer
 
+    folder = tempfile.mkdtemp(prefix="decone-bench-")
+    atexit.register(shutil.rmtree, folder, True)  # the trainer is never run: nothing there is worth keeping
     cfg = TrainConfig(method="simcse", model=model_path(model), data=str(shared() / SENTS_10K), bf16=bf16,
-                      output=tempfile.mkdtemp(prefix="decone-bench-") + "/run", adaptive_threads=threads_adaptive)
+                      output=folder + "/run", adaptive_threads=threads_adaptive)
     trainer = Trainer(cfg)
     trainer.setup()
     trainer.model.train()
