@@ -79,9 +79,11 @@ def log(msg: str) -> None:
 
 def portable(text: str, shared: Path, out: Path) -> str:
     """No machine paths in what is committed: the shared folder reads ``../shared``, the output root ``.``."""
+    import re
+
     for folder, name in ((shared, "../shared"), (out, ".")):
-        for form in {str(folder), str(Path(folder).resolve())}:
-            text = text.replace(form + "/", name + "/").replace(form, name)
+        for form in {str(folder), str(Path(folder).resolve())}:  # the whole path, not the start of a longer name
+            text = re.sub(re.escape(form) + r"(?![\w-]|\.\w)", name, text)
     return text
 
 
@@ -115,7 +117,8 @@ def setfit_piece(b: dict, quick: bool, out: Path, figs: Path) -> tuple[list[str]
     mod = _setfit_module()
     data = json.loads((folder / "summary.json").read_text())
     summary = data["summary"]
-    shutil.copy(folder / "accuracy_vs_shots.png", figs / "setfit_accuracy_vs_shots.png")
+    if (folder / "accuracy_vs_shots.png").exists():
+        shutil.copy(folder / "accuracy_vs_shots.png", figs / "setfit_accuracy_vs_shots.png")
     r = "results/quick" if quick else "results"
     commands = "; ".join(f"`python benchmarks/fewshot_vs_setfit.py {' '.join(args)}`" for args in b["setfit"])
     words = mod.plain_words(summary)
@@ -274,7 +277,7 @@ def main() -> None:
     out = Path(args.output)
     figs = out / ("results/quick" if args.quick else "results")  # a smoke run never overwrites the committed figures
     work = out / "results" / ("work-quick" if args.quick else "work")
-    if args.fresh:
+    if args.fresh and not args.only:  # --only builds one piece: the others' cache stays
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     figs.mkdir(parents=True, exist_ok=True)

@@ -51,10 +51,11 @@ def test_order_is_a_function_of_seed_and_epoch_and_slices_resume_exactly():
 
 
 @pytest.mark.parametrize("n,batch,min_size,count,last", [(33, 16, 2, 2, 16), (34, 16, 2, 3, 2), (35, 16, 4, 2, 16),
-                                                          (32, 16, 2, 2, 16)])
+                                                          (32, 16, 2, 2, 16), (40, 2, 4, 0, None)])
 def test_a_short_last_batch_below_min_size_is_dropped(n, batch, min_size, count, last):
     tokens = np.arange(n)
     wb = WindowBatches(n, batch, 0, 0, _counter(tokens, []), window=50, min_size=min_size)
     batches = list(wb)
-    assert len(wb) == len(batches) == count
-    assert min(len(b) for b in batches) == min(last, batch) and all(len(b) >= min_size for b in batches)
+    assert len(wb) == len(batches) == count  # batches of 2 under 4 processes: none (the trainer says so)
+    assert not batches or min(len(b) for b in batches) == min(last, batch)
+    assert all(len(b) >= min_size for b in batches)

@@ -131,3 +131,44 @@ def test_fit_uses_the_class_balanced_sampler(tiny_model_dir, tmp_path, monkeypat
     fit(TrainConfig(method="scl", model=str(tiny_model_dir), output=str(tmp_path / "r"), epochs=2, batch_size=4,
                     bf16=False), data=_data(labels))
     assert seen and all(min(Counter(b).values()) >= 2 for b in seen)
+
+
+def test_probe_head_is_fitted_once_the_model_is_built_and_not_on_resume(tiny_model_dir, tmp_path, monkeypatch):
+    """scl's head starts from the probe (ready(), after the model is complete), differs from the random start, and a
+    run resumed from a checkpoint written before scl had options ({}) continues without refitting the probe."""
+    import glob
+
+    import torch
+
+    from decone.classify.scl import SCLClassifierLoss
+    from decone.errors import ConfigError
+    from decone.train import TrainConfig, Trainer, fit
+
+    calls = []
+    real = SCLClassifierLoss.fit_probe
+    monkeypatch.setattr(SCLClassifierLoss, "fit_probe", lambda self, m, d: calls.append(m.training) or real(self, m, d))
+    base = dict(method="scl", model=str(tiny_model_dir), max_steps=4, batch_size=6, lr=1e-3, bf16=False, save_every=2,
+                adaptive_threads=False)
+    probe = Trainer(TrainConfig(output=str(tmp_path / "p"), **base), data=_data())
+    probe.setup()
+    rand = Trainer(TrainConfig(output=str(tmp_path / "r"), options={"head_init": "random"}, **base), data=_data())
+    rand.setup()
+    assert len(calls) == 1  # the probe run only
+    assert not torch.equal(probe.objective.classifier.weight, rand.objective.classifier.weight)
+    with pytest.raises(ConfigError, match="head_init must be one of probe, random"):
+        TrainConfig(method="scl", model="m", options={"head_init": "zeros"}).resolved()  # before any model loads
+
+    class Crash:
+        def on_step_end(self, state):
+            if state.step == 3:
+                raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(TrainConfig(output=str(tmp_path / "cut"), **base), data=_data(), callbacks=[Crash()])
+    for state_file in glob.glob(str(tmp_path / "cut" / "**" / "trainer_state.json"), recursive=True):
+        state = json.loads(open(state_file).read())
+        state["config"]["options"] = {}  # as written before scl had options
+        open(state_file, "w").write(json.dumps(state))
+    calls.clear()
+    summary = fit(TrainConfig(output=str(tmp_path / "cut"), resume=True, **base), data=_data())
+    assert summary["steps"] == 4 and calls == []

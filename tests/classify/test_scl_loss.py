@@ -164,6 +164,8 @@ def test_probe_head_equals_a_logistic_regression_on_the_frozen_features(classes)
     data = Dataset([(t,) for t in texts], "mem", labels=[classes[i] for i in y], label_names=classes + ["unseen"])
     loss = SCLClassifierLoss(0.9, head_init="probe")
     loss.setup(model, data)
+    assert model.modes == []  # setup builds a random head; the probe waits for the complete model
+    loss.ready(model, data)
     assert model.modes and not any(model.modes) and model.training
     ref = LogisticRegression(max_iter=1000).fit(feats.astype(np.float32), y)
     with torch.no_grad():

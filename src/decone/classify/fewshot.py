@@ -38,6 +38,7 @@ CONFIG_FILE = "fewshot.json"
 RESULTS_FILE = "results.md"
 FEATURES_DIR = "features"
 #: Settings that change the results; a resumed grid must keep them.
+LEGACY_SETTINGS = {"head_init": "random"}  # what a grid written before a setting existed ran with
 RESULT_SETTINGS = ("task", "model", "epochs", "max_steps", "batch_size", "lr", "temperature", "max_length", "pooling",
                    "warmup_ratio", "test_size", "bf16", "head_init")
 
@@ -255,7 +256,7 @@ def _check_settings(out: Path, settings: dict, overwrite: bool) -> None:
     elif path.exists():
         old = json.loads(path.read_text())
         for key in RESULT_SETTINGS:
-            if old.get(key) != settings.get(key):
+            if old.get(key, LEGACY_SETTINGS.get(key)) != settings.get(key):
                 raise ConfigError(f"{out}: holds runs with {key}={old.get(key)!r}, now {settings.get(key)!r}; "
                                   "use another --output or pass --overwrite")
     elif (out / RUNS_FILE).exists():

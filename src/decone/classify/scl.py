@@ -98,6 +98,9 @@ class SCLClassifierLoss(Objective):
         self.labels(data)  # every label must be in the vocabulary
         self.classifier = nn.Linear(model.encoder.dim, len(self.label_names))
         self.pooling = model.encoder.pooling
+
+    def ready(self, model, data) -> None:
+        """With ``head_init="probe"``: the head from :meth:`fit_probe`, once the model is complete and on its device."""
         if self.head_init == "probe":
             self.fit_probe(model, data)
 
@@ -106,6 +109,9 @@ class SCLClassifierLoss(Objective):
         """Set the head to a logistic regression (scikit-learn, L2, C = 1) on the frozen features of the training
         examples: the features the loss sees, in eval mode (no dropout). Classes absent from the data get zero
         weights and a bias below every other class's."""
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
         y = self.labels(data).numpy()
@@ -121,7 +127,9 @@ class SCLClassifierLoss(Objective):
             x = torch.cat([model.embed(texts[i:i + 64], False) for i in range(0, len(texts), 64)]).cpu().numpy()
         finally:
             model.train(was_training)
-        probe = LogisticRegression(max_iter=1000).fit(x, y[rows])
+        with warnings.catch_warnings():  # an unconverged probe is still a better start than a random head
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            probe = LogisticRegression(max_iter=1000).fit(x, y[rows])
         coef, bias = probe.coef_, probe.intercept_
         if len(probe.classes_) == 2 and coef.shape[0] == 1:  # binary: one logit difference, split as a softmax pair
             coef, bias = np.vstack([-coef / 2, coef / 2]), np.concatenate([-bias / 2, bias / 2])

@@ -13,6 +13,13 @@ class SCLOptions:
 
     head_init: str = "probe"
 
+    def validate(self) -> None:
+        from decone.classify.scl import HEAD_INITS
+        from decone.errors import ConfigError
+
+        if self.head_init not in HEAD_INITS:
+            raise ConfigError(f"--set head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
+
 
 register(Method(
     name="scl",

@@ -49,6 +49,10 @@ class Objective(nn.Module):
     def setup(self, model: "Trainable", data: "Dataset") -> None:
         """Build what needs the encoder or the data (called once, before the optimizer is made)."""
 
+    def ready(self, model: "Trainable", data: "Dataset") -> None:
+        """Once the model is complete and on its device (attention switched, LoRA attached), before the optimizer is
+        made; not when a run resumes from a checkpoint. For initialisation that needs the model's real forward."""
+
     def labels(self, data: "Dataset") -> Tensor | None:
         """(N,) long class indices of the examples, or None for objectives without labels."""
         return None

@@ -55,7 +55,9 @@ class WindowBatches:
         span = batch_size * window
         self.windows = [self.perm[i : i + span] for i in range(0, n, span)]
         sizes = [math.ceil(len(w) / batch_size) for w in self.windows]
-        if self.windows and len(self.windows[-1]) % batch_size and len(self.windows[-1]) % batch_size < min_size:
+        if batch_size < min_size:  # every batch too small (under DDP: fewer examples than processes): no batches
+            sizes = [0] * len(sizes)
+        elif self.windows and len(self.windows[-1]) % batch_size and len(self.windows[-1]) % batch_size < min_size:
             sizes[-1] -= 1  # the short last batch
         self.first = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # each window's first batch number
         self._cache: tuple[int, list[np.ndarray]] | None = None

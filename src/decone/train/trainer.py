@@ -41,7 +41,7 @@ from decone.threads import CoreGovernor
 from decone.train.batches import WindowBatches, batch_order, token_lengths
 from decone.train.callbacks import RunLog, TrainProgress, TrainState, call, merge, note, warn
 from decone.train.checkpoint import LOG_FILE, OutputFolder, find_checkpoint, load_checkpoint, prepare_output, save_checkpoint
-from decone.train.config import TrainConfig
+from decone.train.config import TrainConfig, resolve_options
 from decone.train.schedule import linear_schedule, make_optimizer
 from decone.train.trainable import Trainable
 
@@ -173,6 +173,8 @@ class Trainer:
         started_fast = True
         if self.resume_from is not None:
             saved = json.loads((self.resume_from / "trainer_state.json").read_text())["config"]
+            if "options" in saved:  # an option added since the run started counts at its default
+                saved["options"] = resolve_options(self.method, saved["options"])
             for key in RESUME_KEYS:
                 if saved.get(key, {} if key == "options" else None) != getattr(cfg, key):
                     raise ConfigError(f"--resume: {key} was {saved.get(key)!r} in the interrupted run, now {getattr(cfg, key)!r}")
@@ -211,6 +213,8 @@ class Trainer:
         if cfg.lora_save == "adapter":
             _check_adapter_save(self.encoder.model, rows)
         self.model.to(self.device)
+        if self.resume_from is None:  # a resumed run takes every weight from its checkpoint
+            self.objective.ready(self.model, self.data)
         if self.dist is not None:
             self.dist.broadcast_parameters(self.model)
             self.model.dist = self.dist
@@ -224,13 +228,13 @@ class Trainer:
         from decone import memory
 
         cfg = self.config
+        if cfg.max_memory and self.device.type == "cpu" and memory.return_freed_memory():
+            note("memory: freed activations go back to the system at once (a fixed malloc mmap threshold), so the "
+                 "resident set stays near what is in use; this costs some speed", self.console)
         if cfg.mini_batch_size:
             return
         held, free = memory.held_and_free(self.device)
         budget = memory.parse_size(cfg.max_memory) if cfg.max_memory else held + int(memory.DEFAULT_SHARE * free)
-        if cfg.max_memory and self.device.type == "cpu" and memory.return_freed_memory():
-            note("memory: freed activations go back to the system at once (a fixed malloc mmap threshold), so the "
-                 "resident set stays near what is in use; this costs some speed", self.console)
         world = self.dist.world_size if self.dist is not None else 1
         batch = max(2, cfg.batch_size // world)  # this process's share of the global batch
         views = len(self.views_fn([self.data.examples[0], self.data.examples[1]], random.Random(0)))
@@ -263,8 +267,9 @@ class Trainer:
             return token_lengths(self.encoder, examples, cfg.max_length)
         return [sum(map(len, ex)) for ex in examples]
 
-    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        """The index arrays of one epoch's batches (a pure function of the seed and the epoch; the last one kept)."""
+    def epoch_batches(self, epoch: int) -> Sequence[np.ndarray]:
+        """The index arrays of one epoch's batches (a pure function of the seed and the epoch; the last one kept): a
+        list, or for a large file a :class:`WindowBatches` (whose slices are iterators)."""
         if self._batches is None or self._batches[0] != epoch:
             self._batches = (epoch, self._epoch_batches(epoch))
         return self._batches[1]
