@@ -134,6 +134,85 @@ def setfit_piece(b: dict, quick: bool, out: Path, figs: Path) -> tuple[list[str]
     return section, readme
 
 
+HEADLINE = [  # (RESULTS.md row, the README's words for it): the README's headline table, generated from those rows
+    ("raw-mini mean", "raw, mean pooling"),
+    ("raw-mini + decone simcse", "`simcse` (paper recipe: train-only MLP head), {simcse_steps} steps x 64, "
+                                 "{corpus_sentences:,} corpus sentences"),
+    ("raw-mini + decone simcse, no MLP head in training", "`simcse --head none`, same data and steps"),
+    ("raw-mini + sentence-transformers MNRL [s, s] (peer)", "sentence-transformers MNRL over [s, s] (the peer), same "
+                                                            "data, batch, steps, lr"),
+    ("raw-mini + decone mirror", "`mirror`, {mirror_steps} steps x 200, Mirror-BERT 10k sentences"),
+    ("raw-mini + decone simcse-sup", "`simcse-sup`, {sup_steps} steps x 64, SNLI triples"),
+    ("raw-mini mean + whitening", "BERT-whitening of raw mean pooling (no training)"),
+]
+
+
+def rows_from_results(text: str) -> list[dict]:
+    """The main table of a RESULTS.md back into rows (label, sts_avg, words_avg, avg_cosine, train wall_s): what
+    ``--only readme`` regenerates the README's headline from."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| model | STS12"))
+    head = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = dict(zip(head, (c.strip().strip("*") for c in line.strip("|").split("|"))))
+
+        def number(key):
+            value = cells.get(key, "—")
+            return None if value in ("—", "") else float(value)
+
+        rows.append({"label": cells["model"], "sts_avg": number("STS avg"), "words_avg": number("words avg"),
+                     "avg_cosine": number("avg cos"), **({"train": {"wall_s": number("train s")}}
+                                                         if number("train s") is not None else {})})
+    return rows
+
+
+def headline_markdown(rows: list[dict], b: dict) -> list[str]:
+    """The README's headline: the decone-raw-mini rows of RESULTS.md's main table (STS avg, average cosine of the
+    probe, training wall time), the best of each column in bold, and what they say in sentences."""
+    by = {r["label"]: r for r in rows}
+    picked = [(by[label], words.format(**b)) for label, words in HEADLINE if label in by]
+    trained = [r for r, _ in picked if r.get("train")]
+    best_sts = max((r["sts_avg"] for r, _ in picked if r.get("train")), default=None)
+    least_cos = min((r["avg_cosine"] for r in trained), default=None)
+    fastest = min((r["train"]["wall_s"] for r in trained), default=None)
+
+    def bold(value, text):
+        return f"**{text}**" if value is not None and value in (best_sts, least_cos, fastest) else text
+
+    lines = ["| decone-raw-mini | STS avg | avg cosine | training |", "|---|---|---|---|"]
+    for r, words in picked:
+        wall = r.get("train", {}).get("wall_s")
+        lines.append(f"| {words} | {bold(r['sts_avg'] if r.get('train') else None, fmt(r['sts_avg']))} | "
+                     f"{bold(r['avg_cosine'] if r.get('train') else None, fmt(r['avg_cosine'], 3))} | "
+                     + (f"{bold(wall, f'{wall:.0f} s')} |" if wall is not None else "— |"))
+    said = []
+    simcse, nohead, peer, mirror, raw = (by.get(k) for k in (
+        "raw-mini + decone simcse", "raw-mini + decone simcse, no MLP head in training",
+        "raw-mini + sentence-transformers MNRL [s, s] (peer)", "raw-mini + decone mirror", "raw-mini mean"))
+    if simcse and nohead and peer:
+        said.append(f"decone's SimCSE against the peer's recipe: {simcse['sts_avg'] - peer['sts_avg']:+.2f} STS points "
+                    f"with the head and {nohead['sts_avg'] - peer['sts_avg']:+.2f} like for like (no head), in "
+                    f"{simcse['train']['wall_s'] / peer['train']['wall_s']:.2f}x its wall time.")
+    if simcse and mirror and raw and simcse["sts_avg"] > raw["sts_avg"]:
+        share = (mirror["sts_avg"] - raw["sts_avg"]) / (simcse["sts_avg"] - raw["sts_avg"])
+        said.append(f"`mirror` gains {share:.0%} of SimCSE's gain over raw mean pooling in "
+                    f"{mirror['train']['wall_s'] / simcse['train']['wall_s']:.2f}x its time.")
+    shipped, tuned = by.get("all-MiniLM-L6-v2 as shipped"), by.get("all-MiniLM-L6-v2 + decone mirror")
+    if shipped and tuned:
+        said.append(f"all-MiniLM-L6-v2 goes from {fmt(shipped['sts_avg'])} to {fmt(tuned['sts_avg'])} after `mirror` "
+                    f"(words {fmt(shipped['words_avg'])} → {fmt(tuned['words_avg'])}).")
+    white = by.get("raw-mini mean + whitening")
+    if white and trained:
+        beaten = [r for r in trained if r["sts_avg"] >= white["sts_avg"]]
+        said.append("Training-free BERT-whitening (fitted on STS-B train sentences) "
+                    + ("still beats every contrastive run above." if not beaten else
+                       f"is beaten by {len(beaten)} of the contrastive runs above."))
+    return lines + ["", " ".join(said)]
+
+
 def corpus_sentences(shared: Path, n: int, out: Path, seed: int = 0) -> Path:
     """``n`` sentences of 4-40 words drawn with a fixed seed from the whole shared corpus, one a line.
 
@@ -254,13 +333,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: about 15 minutes on 2 cores")
     parser.add_argument("--fresh", action="store_true", help="ignore cached pieces in results/work")
     parser.add_argument("--output", default=str(ROOT), help="where RESULTS.md and results/ go [repository root]")
-    parser.add_argument("--only", choices=["setfit"],
-                        help="build only this piece and replace its section in RESULTS.md and the README (between "
-                             "their <!-- setfit:begin/end --> markers), leaving the rest as it stands")
+    parser.add_argument("--only", choices=["setfit", "readme"],
+                        help="setfit: build only that piece and replace its section in RESULTS.md and the README "
+                             "(between their <!-- setfit:begin/end --> markers); readme: regenerate the README's "
+                             "headline from RESULTS.md as it stands; the rest is left as it is")
     args = parser.parse_args()
     import importlib.util
 
-    if importlib.util.find_spec("setfit") is None:
+    if args.only != "readme" and importlib.util.find_spec("setfit") is None:
         sys.exit("results.py compares against SetFit: pip install --no-deps setfit evaluate")
 
     from decone.diagnostics.dynamics import DynamicsCallback, default_probe
@@ -283,6 +363,12 @@ def main() -> None:
     figs.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     log(f"budget: {b}")
+    if args.only == "readme":
+        lines = headline_markdown(rows_from_results((out / "RESULTS.md").read_text()), b)
+        if not splice(out / "README.md", "headline", lines):
+            sys.exit(f"{out / 'README.md'}: no <!-- headline:begin --> ... <!-- headline:end --> markers to replace")
+        log("updated the README's headline from RESULTS.md")
+        return
     if args.only == "setfit":
         section, readme_table = setfit_piece(b, args.quick, out, figs)
         target = out / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
@@ -381,6 +467,7 @@ def main() -> None:
         readme = out / "README.md"
         splice(readme, "decoders", [line for line in decoder_markdown(dec, b) if line.startswith("|")])
         splice(readme, "setfit", setfit_readme)
+        splice(readme, "headline", headline_markdown(rows, b))
     log(f"done in {total / 60:.1f} min")
 
 

@@ -101,3 +101,31 @@ def test_results_splice_replaces_only_between_markers_and_portable_drops_machine
     shared, out = tmp_path / "shared", tmp_path / "repo"
     text = f"decone fewshot --model {shared}/models/raw --output {out}/results/work/fewshot"
     assert r.portable(text, shared, out) == "decone fewshot --model ../shared/models/raw --output ./results/work/fewshot"
+
+
+def test_readme_headline_is_generated_from_the_results_table(tmp_path):
+    """rows_from_results reads RESULTS.md's main table back; headline_markdown picks the raw-mini rows, bolds the best
+    of each column among trained rows and states the comparisons from the same numbers."""
+    r = _results_module()
+    table = "\n".join([
+        "intro", "",
+        "| model | STS12 | STS avg | words avg | avg cos | IsoScore | train s | sent/s |",
+        "|---|---|---|---|---|---|---|---|",
+        "| raw-mini mean | 1 | **40.00** | 5.00 | 0.600 | 0.1 | — | — |",
+        "| raw-mini + decone simcse | 1 | **46.00** | 9.00 | 0.400 | 0.1 | 100 | 10 |",
+        "| raw-mini + decone simcse, no MLP head in training | 1 | **48.00** | 6.00 | 0.070 | 0.1 | 110 | 10 |",
+        "| raw-mini + sentence-transformers MNRL [s, s] (peer) | 1 | **45.00** | 8.00 | 0.080 | 0.1 | 200 | 5 |",
+        "| raw-mini + decone mirror | 1 | **43.00** | 7.00 | 0.100 | 0.1 | 50 | 20 |",
+        "| raw-mini mean + whitening | 1 | **58.00** | 5.00 | 0.004 | 0.1 | — | — |",
+        "", "after"])
+    rows = r.rows_from_results(table)
+    assert [x["label"] for x in rows][:2] == ["raw-mini mean", "raw-mini + decone simcse"]
+    assert rows[1] == {"label": "raw-mini + decone simcse", "sts_avg": 46.0, "words_avg": 9.0, "avg_cosine": 0.4,
+                       "train": {"wall_s": 100.0}}
+    lines = r.headline_markdown(rows, r.budget(False))
+    assert lines[2] == "| raw, mean pooling | 40.00 | 0.600 | — |"
+    assert "| `simcse --head none`, same data and steps | **48.00** | **0.070** | 110 s |" in lines
+    assert "| `mirror`, 50 steps x 200, Mirror-BERT 10k sentences | 43.00 | 0.100 | **50 s** |" in lines
+    text = lines[-1]
+    assert "+1.00 STS points with the head and +3.00 like for like" in text and "0.50x its wall time" in text
+    assert "`mirror` gains 50% of SimCSE's gain" in text and "still beats every contrastive run above" in text
