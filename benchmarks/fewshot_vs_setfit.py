@@ -319,10 +319,14 @@ def plain_words(summary: list[dict]) -> list[str]:
         return (f"better in {counts['better']}, worse in {counts['worse']}, inside the seed spread in "
                 f"{counts['inside']}" + (f", one seed (no verdict) in {counts['n/a']}" if counts["n/a"] else "")
                 + f" of {len(cells)} settings")
+    walls = {system: statistics.median(r["wall_s"] for r in summary if r["system"] == system)
+             for system in SYSTEMS if any(r["system"] == system for r in summary)}
     return [f"* decone CE+SCL against decone CE: {tally('scl', 'ce')}.",
             f"* decone CE against SetFit: {tally('ce', 'setfit')}.",
             f"* decone CE+SCL against SetFit: {tally('scl', 'setfit')}.",
-            f"* frozen embeddings + logistic regression against SetFit: {tally('logreg', 'setfit')}."]
+            f"* frozen embeddings + logistic regression against SetFit: {tally('logreg', 'setfit')}.",
+            "* wall time a run (training and scoring the test set; median over the settings of each setting's median): "
+            + ", ".join(f"{LABELS[s]} {w:.1f} s" for s, w in walls.items()) + "."]
 
 
 def plot(summary: list[dict], path: Path) -> None:
