@@ -16,6 +16,12 @@ uniformity, training wall time and sentences/s):
   mean ± std over 3 seeds with a paired verdict against ``simcse``.
 * Decoders (:func:`decoder_rows`): decone-raw-gpt-mini raw, after ``mntp``, ``llm2vec-simcse`` and both
   (``llm2vec``), against raw-mini raw and after SimCSE on the same budget.
+* Few-shot classification against SetFit (:func:`setfit_piece`, ``benchmarks/fewshot_vs_setfit.py``): SetFit, decone
+  CE, CE + SCL and frozen embeddings + logistic regression on all-MiniLM-L6-v2, the same sampled shots, 5 seeds. Its
+  runs live in ``results/setfit/`` (committed), so ``--only setfit`` rebuilds its tables without rerunning a run.
+
+The README's headline, decoder and SetFit tables are generated from the same rows (between ``<!-- name:begin -->`` and
+``<!-- name:end -->`` markers); ``--only readme`` regenerates the headline from RESULTS.md as it stands.
 
 Plus the papers' BERT-base rows (quoted, not run), a ``decone sweep`` of simcse on raw-mini, the SCL few-shot table
 and the learning-dynamics plot of the simcse run. Finished pieces are cached in results/work/, so an interrupted run
