@@ -282,3 +282,22 @@ def simcse_trainer(model: str, bf16: bool, threads_adaptive: bool = False):
     trainer.setup()
     trainer.model.train()
     return trainer
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value)."""
+    values = list(values)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def seed_verdict(deltas, std_a: float, std_b: float) -> str:
+    """The project's rule for a paired difference over seeds: "better" / "worse" only when every seed agrees on its
+    sign and the mean difference exceeds both systems' seed std; else "inside" (the seed spread); "n/a" with one seed."""
+    deltas = list(deltas)
+    if len(deltas) < 2:
+        return "n/a"
+    mean = statistics.fmean(deltas)
+    agree = all(d > 0 for d in deltas) or all(d < 0 for d in deltas)
+    if agree and abs(mean) > max(std_a, std_b):
+        return "better" if mean > 0 else "worse"
+    return "inside"

@@ -43,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
+from decone.classify.fewshot import draw_shots, read_runs  # noqa: E402  (runs.jsonl as decone fewshot reads it)
 
 SYSTEMS = ("setfit", "ce", "scl", "logreg")
 LABELS = {"setfit": "SetFit", "ce": "decone CE", "scl": "decone CE+SCL (λ=0.9)", "logreg": "frozen + logreg"}
@@ -93,18 +94,6 @@ def settings(a) -> dict:
             "batch_size": a.batch_size, "head_init": "probe"}
 
 
-def read_runs(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a torn last line from an interrupted write
-            continue
-    return rows
-
-
 class Task:
     """A task's pool and test set, its classes, and the frozen backbone's test embeddings (computed once)."""
 
@@ -119,8 +108,6 @@ class Task:
         self._test_features = None
 
     def draw(self, shots_per_class: int, noise: float, seed: int) -> dict:
-        from decone.classify.fewshot import draw_shots
-
         sample, noisy, flipped = draw_shots([y for _, y in self.pool], self.classes,
                                             shots_per_class * len(self.classes), noise, seed)
         return {"indices": [int(i) for i in sample], "labels": noisy, "flipped": [int(i) for i in flipped],
@@ -227,22 +214,6 @@ def run_grid(a) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------------------- report
-def _mean_std(xs: list[float]) -> tuple[float, float]:
-    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0)
-
-
-def verdict(deltas: list[float], std_a: float, std_b: float) -> str:
-    """'better' / 'worse' only when every seed agrees on the sign and the mean difference exceeds both systems' seed
-    std (the head-to-head rule of RESULTS.md); else 'inside'; 'n/a' with one seed."""
-    if len(deltas) < 2:
-        return "n/a"
-    mean = float(np.mean(deltas))
-    agree = all(d > 0 for d in deltas) or all(d < 0 for d in deltas)
-    if agree and abs(mean) > max(std_a, std_b):
-        return "better" if mean > 0 else "worse"
-    return "inside"
-
-
 def summarize(rows: list[dict]) -> list[dict]:
     """One row per (task, shots, noise, system): accuracy mean ± std, wall time, paired Δ to SetFit and to CE."""
     by = {}
@@ -255,7 +226,7 @@ def summarize(rows: list[dict]) -> list[dict]:
                 continue
             runs = systems[system]
             acc = [100 * runs[s]["accuracy"] for s in sorted(runs)]
-            mean, std = _mean_std(acc)
+            mean, std = C.mean_std(acc)
             row = {"task": task, "shots": shots, "noise": noise, "system": system, "n": len(acc), "mean": mean,
                    "std": std, "wall_s": statistics.median(runs[s]["wall_s"] for s in runs)}
             for ref in ("setfit", "ce"):
@@ -264,10 +235,10 @@ def summarize(rows: list[dict]) -> list[dict]:
                 seeds = sorted(set(runs) & set(systems[ref]))
                 d = [100 * (runs[s]["accuracy"] - systems[ref][s]["accuracy"]) for s in seeds]
                 if d:
-                    ref_std = _mean_std([100 * systems[ref][s]["accuracy"] for s in seeds])[1]
-                    row[f"vs_{ref}"] = {"mean": float(np.mean(d)), "std": _mean_std(d)[1],
+                    ref_std = C.mean_std([100 * systems[ref][s]["accuracy"] for s in seeds])[1]
+                    row[f"vs_{ref}"] = {"mean": float(np.mean(d)), "std": C.mean_std(d)[1],
                                         "wins": sum(x > 0 for x in d), "n": len(d),
-                                        "verdict": verdict(d, _mean_std([100 * runs[s]["accuracy"] for s in seeds])[1],
+                                        "verdict": C.seed_verdict(d, C.mean_std([100 * runs[s]["accuracy"] for s in seeds])[1],
                                                            ref_std)}
             out.append(row)
     return out

@@ -43,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import _common as C  # noqa: E402  (benchmarks/_common.py)
 
 PAPERS = [  # quoted from the papers: BERT-base on GPUs, NOT run here
     ("SimCSE unsup, BERT-base (Gao et al. 2021, Table 5)", [68.40, 82.41, 74.38, 80.91, 78.56, 76.85, 72.23], 76.25),
@@ -283,7 +284,6 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
     cached = _cached(meta, out / "modules.json", settings)
     if cached:
         return cached
-    import _common as C
     from sentence_transformers import SentenceTransformer, models
 
     from decone.encoder import has_bf16_cpu
@@ -567,7 +567,7 @@ def decoder_markdown(rows: dict, b: dict) -> list[str]:
             vals = [(r[key][sub] if sub else r[key]) for r in runs if r.get(key) is not None]
             if not vals:
                 return "—"
-            m, s = _mean_std(vals)
+            m, s = C.mean_std(vals)
             return f"{m:.{d}f}" + (f" ± {s:.{d}f}" if len(vals) > 1 else "")
         lines.append(f"| {label} | **{ms('sts_avg')}** | {ms('words_avg')} | {ms('avg_cosine', d=3)} | "
                      f"{ms('isoscore', d=3)} | {ms('alignment', d=3)} | {ms('uniformity', d=3)} | "
@@ -644,12 +644,6 @@ def batch_markdown(rows: list[dict], b: dict, r: str) -> list[str]:
     return lines + ["", f"![batch size]({r}/batch_size.png)", f"![dynamics by batch size]({r}/batch_size_dynamics.png)", ""]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    import statistics
-
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 def head_to_head_markdown(tables: dict, b: dict, baselines: dict) -> list[str]:
     """The head-to-head tables, with each method's paired STS difference to simcse (same seed) and a plain verdict.
 
@@ -677,22 +671,23 @@ def head_to_head_markdown(tables: dict, b: dict, baselines: dict) -> list[str]:
         ref = [r["sts_avg"] for r in by_method.get("simcse", [])]
         verdicts = []
         for method, runs in by_method.items():
-            sts_m, sts_s = _mean_std([r["sts_avg"] for r in runs])
-            w_m, w_s = _mean_std([r["words_avg"] for r in runs])
-            cos_m, _ = _mean_std([r["avg_cosine"] for r in runs])
-            iso_m, _ = _mean_std([r["isoscore"] for r in runs])
-            t_m, _ = _mean_std([r["train"]["wall_s"] for r in runs])
+            sts_m, sts_s = C.mean_std([r["sts_avg"] for r in runs])
+            w_m, w_s = C.mean_std([r["words_avg"] for r in runs])
+            cos_m, _ = C.mean_std([r["avg_cosine"] for r in runs])
+            iso_m, _ = C.mean_std([r["isoscore"] for r in runs])
+            t_m, _ = C.mean_std([r["train"]["wall_s"] for r in runs])
             pooling = {"promptbert": "[MASK]", "tsdae": "[CLS]"}.get(method, "mean")
             delta = verdict = ""
             if method != "simcse" and len(ref) == len(runs) and len(runs) < 2:
                 verdict = "n/a (one seed)"
             elif method != "simcse" and len(ref) == len(runs):
                 diffs = [r["sts_avg"] - x for r, x in zip(runs, ref)]
-                d_m, d_s = _mean_std(diffs)
+                d_m, d_s = C.mean_std(diffs)
                 wins = sum(d > 0 for d in diffs)
-                outside = (all(d > 0 for d in diffs) or all(d < 0 for d in diffs)) and abs(d_m) > max(sts_s, _mean_std(ref)[1])
+                called = C.seed_verdict(diffs, sts_s, C.mean_std(ref)[1])
+                outside = called in ("better", "worse")
                 delta = f"{d_m:+.2f} ± {d_s:.2f} ({wins}/{len(diffs)})"
-                verdict = ("**better**" if d_m > 0 else "**worse**") if outside else "inside the spread"
+                verdict = f"**{called}**" if outside else "inside the spread"
                 verdicts.append((method, d_m, outside))
             lines.append(f"| {method} | {pooling} | **{sts_m:.2f} ± {sts_s:.2f}** | {delta} | {verdict} | "
                          f"{w_m:.2f} ± {w_s:.2f} | {cos_m:.3f} | {iso_m:.3f} | {t_m:.0f} |")

@@ -52,7 +52,7 @@ def test_summary_pairs_by_seed_and_calls_verdicts_by_the_stated_rule(tmp_path):
     words = "\n".join(m.plain_words(list(summary.values())))
     assert "decone CE against SetFit: better in 0, worse in 1, inside the seed spread in 0 of 1 settings" in words
     assert "SetFit 2.0 s, decone CE 2.0 s" in words  # the medians of wall_s 1, 2, 3
-    assert m.verdict([1.0], 0.0, 0.0) == "n/a"
+    assert m.C.seed_verdict([1.0], 0.0, 0.0) == "n/a"
     m.plot(list(summary.values()), tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
     table = m.markdown(list(summary.values()))

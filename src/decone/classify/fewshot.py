@@ -76,10 +76,9 @@ class FewShotConfig:
             raise ConfigError(f"--shots must be a list of integers >= 2, got {self.shots}")
         if self.seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {self.seeds}")
-        from decone.classify.scl import HEAD_INITS
+        from decone.classify.scl import check_head_init
 
-        if self.head_init not in HEAD_INITS:
-            raise ConfigError(f"--head-init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
+        check_head_init(self.head_init, "--head-init")
         if not self.noise or any(not 0.0 <= p < 1.0 for p in self.noise):
             raise ConfigError(f"--noise must be fractions in [0, 1), got {self.noise}")
         if not self.lambdas:

@@ -45,6 +45,12 @@ HEAD_INFO = "classifier.json"
 HEAD_INITS = ("probe", "random")
 PROBE_EXAMPLES = 10_000  #: at most this many training examples (a seeded sample) fit the probe
 
+def check_head_init(value: str, flag: str = "head_init") -> str:
+    if value not in HEAD_INITS:
+        raise ConfigError(f"{flag} must be one of {', '.join(HEAD_INITS)}, got {value!r}")
+    return value
+
+
 def check_lambda(value: float) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0:
@@ -75,9 +81,7 @@ class SCLClassifierLoss(Objective):
     def __init__(self, scl_lambda: float = DEFAULT_LAMBDA, temperature: float = DEFAULT_TEMPERATURE,
                  labels: Sequence[str] | None = None, head_init: str = "random"):
         super().__init__()
-        if head_init not in HEAD_INITS:
-            raise ConfigError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {head_init!r}")
-        self.head_init = head_init
+        self.head_init = check_head_init(head_init)
         self.scl_lambda = check_lambda(scl_lambda)
         self.temperature = check_temperature(temperature)
         self.label_names: list[str] | None = list(labels) if labels is not None else None

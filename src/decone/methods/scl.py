@@ -3,8 +3,9 @@
 from dataclasses import dataclass
 
 from decone import augment
-from decone.classify.scl import DEFAULT_LAMBDA, DEFAULT_TEMPERATURE, SCLClassifierLoss, method_sampler
+from decone.classify.scl import DEFAULT_LAMBDA, DEFAULT_TEMPERATURE, SCLClassifierLoss, check_head_init, method_sampler
 from decone.methods import Method, register
+
 
 @dataclass
 class SCLOptions:
@@ -14,11 +15,7 @@ class SCLOptions:
     head_init: str = "probe"
 
     def validate(self) -> None:
-        from decone.classify.scl import HEAD_INITS
-        from decone.errors import ConfigError
-
-        if self.head_init not in HEAD_INITS:
-            raise ConfigError(f"--set head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
+        check_head_init(self.head_init, "--set head_init")
 
 
 register(Method(
