@@ -230,7 +230,7 @@ def machine_line(info: dict) -> str:
 
 
 def st_simcse_trainer(model, sentences: list[str], output_dir: str, batch_size: int, max_steps: int, bf16: bool,
-                      learning_rate: float | None = None, callbacks=(), use_cpu: bool = True):
+                      learning_rate: float | None = None, callbacks=(), use_cpu: bool = True, seed: int = 42):
     """The peer: sentence-transformers' own SimCSE recipe, MultipleNegativesRankingLoss (scale 20 = temperature
     0.05) over (s, s) pairs, through its trainer, saving and logging off. -> (trainer, training arguments)."""
     from datasets import Dataset
@@ -239,7 +239,7 @@ def st_simcse_trainer(model, sentences: list[str], output_dir: str, batch_size: 
     extra = {} if learning_rate is None else {"learning_rate": learning_rate}
     args = SentenceTransformerTrainingArguments(
         output_dir=output_dir, per_device_train_batch_size=batch_size, max_steps=max_steps, bf16=bf16,
-        save_strategy="no", logging_strategy="no", report_to="none", seed=42, disable_tqdm=True, use_cpu=use_cpu, **extra)
+        save_strategy="no", logging_strategy="no", report_to="none", seed=seed, disable_tqdm=True, use_cpu=use_cpu, **extra)
     trainer = SentenceTransformerTrainer(model=model, args=args, loss=losses.MultipleNegativesRankingLoss(model),
                                          callbacks=list(callbacks),
                                          train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}))
@@ -301,3 +301,57 @@ def seed_verdict(deltas, std_a: float, std_b: float) -> str:
     if agree and abs(mean) > max(std_a, std_b):
         return "better" if mean > 0 else "worse"
     return "inside"
+
+
+def stamp(path: str) -> list:
+    """Size and modification time of a model folder's weight files: an evaluation is redone when they change."""
+    folder = Path(path)
+    return sorted([f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in folder.glob("*.safetensors"))
+
+
+def evaluate(label: str, path: str, pooling: str | None, work: Path, probe, data: dict) -> dict:
+    """STS ("all"), words and the isotropy probe of one model (cached); bf16 where the CPU has it, as `decone eval`."""
+    from decone.encoder import Encoder
+    from decone.evaluate import sts, words
+
+    cache = work / "eval" / (label.replace(" ", "_").replace("/", "_") + ".json")
+    key = {"path": path, "pooling": pooling, "weights": stamp(path), "sts_tasks": sorted(data["sts"])}
+    if cache.exists():
+        row = json.loads(cache.read_text())
+        if row.get("key") == key:
+            return row
+    log(f"evaluate {label}")
+    enc = Encoder.load(path, pooling=pooling)
+    s = sts.evaluate_sts(enc, data=data["sts"], bf16=None)
+    w = words.evaluate_words(enc, data=data["words"], bf16=None)
+    row = {
+        "label": label,
+        "sts": {r["display"]: r["spearman"]["all"] for r in s["tasks"].values()},
+        "sts_avg": s["avg"]["all"],
+        "words_avg": w["avg"],
+        **{k.removeprefix("probe_"): v for k, v in probe.probe(enc).items()},
+        "key": key,
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(row))
+    return row
+
+
+def whitened(model: str, pooling: str | None, out: Path, shared_folder: Path) -> Path:
+    """``model`` with BERT-whitening (Su et al. 2021, arXiv:2103.15316) fitted on the STS-B train sentences, saved to
+    ``out`` (kept: an existing folder is reused)."""
+    if not (out / "decone.json").exists():
+        from decone.encoder import Encoder
+        from decone.whiten import whiten_encoder
+
+        print(f"whiten {model} on STS-B train sentences", flush=True)
+        enc = Encoder.load(model, pooling=pooling)
+        pairs = [l.split("\t") for l in (shared_folder / "data/sts/STSBenchmark/sts-train.csv").read_text(encoding="utf-8").splitlines()]
+        fit_sents = list(dict.fromkeys(s for p in pairs if len(p) >= 7 for s in (p[5], p[6])))
+        whiten_encoder(enc, fit_sents)
+        enc.save(out, meta={"method": "whitening"})
+    return out
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)

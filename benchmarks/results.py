@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -66,8 +67,8 @@ def budget(quick: bool) -> dict:
                     diagnose_every=10, probe_pairs=300, sts_tasks=["STSBenchmark", "SICKRelatedness"],
                 h2h_steps=10, h2h_minilm_steps=3, h2h_seeds=[42, 43], h2h_minilm_seeds=[42], decoder_steps=10, decoder_seeds=[42],
                 batch_ablation=[16, 32, 64], ablation_sentences=640,
-                setfit=[["--tasks", "SST-2", "--shots", "8", "--noise", "0", "--seeds", "2"]])
-    return dict(simcse_steps=400, corpus_sentences=25_600, mirror_steps=50, sup_steps=92, minilm_mirror_steps=50,
+                setfit=[["--tasks", "SST-2", "--shots", "8", "--noise", "0", "--seeds", "2"]], seeds=[42])
+    return dict(seeds=[42, 43, 44], simcse_steps=400, corpus_sentences=25_600, mirror_steps=50, sup_steps=92, minilm_mirror_steps=50,
                 sweep_steps=100, sweep_grid=["temperature=0.01,0.05,0.1,0.5", "pooling=cls_before_pooler,mean,first_last_avg"],
                 fewshot=["--shots", "20,100", "--seeds", "5", "--noise", "0,0.2", "--epochs", "8", "--lr", "2e-4"],
                 diagnose_every=50, probe_pairs=1000, sts_tasks=None,
@@ -106,6 +107,12 @@ def splice(path: Path, name: str, lines: list[str]) -> bool:
     _, tail = rest.split(end, 1)
     path.write_text(head + begin + "\n".join(lines) + "\n" + end + tail)
     return True
+
+
+def _full_budget_module():
+    import importlib
+
+    return importlib.import_module("full_budget")
 
 
 def _setfit_module():
@@ -167,13 +174,20 @@ def rows_from_results(text: str) -> list[dict]:
             break
         cells = dict(zip(head, (c.strip().strip("*") for c in line.strip("|").split("|"))))
 
-        def number(key):
+        def number(key, part=0):
             value = cells.get(key, "—")
-            return None if value in ("—", "") else float(value)
+            if value in ("—", ""):
+                return None
+            parts = value.split("±")
+            return float(parts[part]) if part < len(parts) else None
 
-        rows.append({"label": cells["model"], "sts_avg": number("STS avg"), "words_avg": number("words avg"),
-                     "avg_cosine": number("avg cos"), **({"train": {"wall_s": number("train s")}}
-                                                         if number("train s") is not None else {})})
+        row = {"label": cells["model"], "sts_avg": number("STS avg"), "words_avg": number("words avg"),
+               "avg_cosine": number("avg cos"), **({"train": {"wall_s": number("train s")}}
+                                                   if number("train s") is not None else {})}
+        for key, column in (("sts_avg", "STS avg"), ("avg_cosine", "avg cos")):
+            if number(column, 1) is not None:  # "mean ± std": the std, and a seed count that makes pm() print it
+                row[key + "_std"], row["seeds"] = number(column, 1), [None, None]
+        rows.append(row)
     return rows
 
 
@@ -190,20 +204,30 @@ def headline_markdown(rows: list[dict], b: dict) -> list[str]:
     def bold(value, text):
         return f"**{text}**" if value is not None and value in (best_sts, least_cos, fastest) else text
 
-    lines = ["| decone-raw-mini | STS avg | avg cosine | training |", "|---|---|---|---|"]
+    seeds = max((len(r.get("seeds", [])) for r, _ in picked), default=1)
+    lines = ["| decone-raw-mini | STS avg" + (f" (mean ± std, {seeds} seeds)" if seeds > 1 else "") +
+             " | avg cosine | training |", "|---|---|---|---|"]
     for r, words in picked:
         wall = r.get("train", {}).get("wall_s")
-        lines.append(f"| {words} | {bold(r['sts_avg'] if r.get('train') else None, fmt(r['sts_avg']))} | "
-                     f"{bold(r['avg_cosine'] if r.get('train') else None, fmt(r['avg_cosine'], 3))} | "
+        lines.append(f"| {words} | {bold(r['sts_avg'] if r.get('train') else None, pm(r, 'sts_avg'))} | "
+                     f"{bold(r['avg_cosine'] if r.get('train') else None, pm(r, 'avg_cosine', 3))} | "
                      + (f"{bold(wall, f'{wall:.0f} s')} |" if wall is not None else "— |"))
     said = []
     simcse, nohead, peer, mirror, raw = (by.get(k) for k in (
         "raw-mini + decone simcse", "raw-mini + decone simcse, no MLP head in training",
         "raw-mini + sentence-transformers MNRL [s, s] (peer)", "raw-mini + decone mirror", "raw-mini mean"))
     if simcse and nohead and peer:
+        def spread(x, y):
+            if "per_seed" not in x or "per_seed" not in y or len(x["per_seed"]) < 2:
+                return ""
+            deltas = [x["per_seed"][k] - y["per_seed"][k] for k in x["per_seed"] if k in y["per_seed"]]
+            verdict = C.seed_verdict(deltas, x.get("sts_avg_std", 0), y.get("sts_avg_std", 0))
+            return " (inside the seed spread)" if verdict == "inside" else " (beyond the seed spread)"
+
         said.append(f"decone's SimCSE against the peer's recipe: {simcse['sts_avg'] - peer['sts_avg']:+.2f} STS points "
-                    f"with the head and {nohead['sts_avg'] - peer['sts_avg']:+.2f} like for like (no head), in "
-                    f"{simcse['train']['wall_s'] / peer['train']['wall_s']:.2f}x its wall time.")
+                    f"with the head{spread(simcse, peer)} and {nohead['sts_avg'] - peer['sts_avg']:+.2f} like for like "
+                    f"(no head){spread(nohead, peer)}, in {simcse['train']['wall_s'] / peer['train']['wall_s']:.2f}x its "
+                    "wall time.")
     if simcse and mirror and raw and simcse["sts_avg"] > raw["sts_avg"]:
         share = (mirror["sts_avg"] - raw["sts_avg"]) / (simcse["sts_avg"] - raw["sts_avg"])
         said.append(f"`mirror` gains {share:.0%} of SimCSE's gain over raw mean pooling in "
@@ -245,12 +269,6 @@ def _cached(meta: Path, marker: Path, settings: dict) -> dict | None:
     return info if info.get("config") == json.loads(json.dumps(settings)) else None
 
 
-def _stamp(path: str) -> list:
-    """Size and modification time of a model folder's weight files: an evaluation is redone when they change."""
-    folder = Path(path)
-    return sorted([f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in folder.glob("*.safetensors"))
-
-
 def train_decone(name: str, work: Path, diagnose_every: int = 0, **config) -> dict:
     """Train with decone (cached); -> {path, wall_s, sentences_per_s, steps}."""
     from decone.train import TrainConfig, fit
@@ -276,11 +294,14 @@ def train_decone(name: str, work: Path, diagnose_every: int = 0, **config) -> di
     return info
 
 
-def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: float, batch: int = 64, max_len: int = 32) -> dict:
-    """sentence-transformers' SimCSE recipe: MultipleNegativesRankingLoss over (s, s) pairs, its own trainer, bf16."""
+def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: float, batch: int = 64, max_len: int = 32,
+               seed: int = 42) -> dict:
+    """sentence-transformers' SimCSE recipe: MultipleNegativesRankingLoss over (s, s) pairs, its own trainer, bf16
+    where the CPU has it."""
     out = work / name
     meta = work / f"{name}.train.json"
-    settings = {"model": model, "data": str(data), "steps": steps, "lr": lr, "batch": batch, "max_len": max_len}
+    settings = {"model": model, "data": str(data), "steps": steps, "lr": lr, "batch": batch, "max_len": max_len,
+                **({"seed": seed} if seed != 42 else {})}
     cached = _cached(meta, out / "modules.json", settings)
     if cached:
         return cached
@@ -295,7 +316,8 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
     pooling = models.Pooling(dim, "mean")
     st = SentenceTransformer(modules=[transformer, pooling], device="cpu")
     sents = [s for s in data.read_text(encoding="utf-8").splitlines() if s.strip()]
-    trainer, _ = C.st_simcse_trainer(st, sents, str(work / f"{name}.tmp"), batch, steps, has_bf16_cpu(), learning_rate=lr)
+    trainer, _ = C.st_simcse_trainer(st, sents, str(work / f"{name}.tmp"), batch, steps, has_bf16_cpu(), learning_rate=lr,
+                                     seed=seed)
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0
@@ -307,32 +329,103 @@ def train_peer(name: str, work: Path, model: str, data: Path, steps: int, lr: fl
     return info
 
 
-def evaluate(label: str, path: str, pooling: str | None, work: Path, probe, data: dict) -> dict:
-    """STS ("all"), words and the isotropy probe of one model (cached); bf16 where the CPU has it, as `decone eval`."""
-    from decone.encoder import Encoder
-    from decone.evaluate import sts, words
+# RESULTS.md's main table: (record name, label, pooling for an untrained row); trained rows are built by
+# :func:`main_table` for each of the budget's seeds, every (row, seed) recorded in results/main_table/ (committed)
+MAIN_ROWS = [
+    ("raw-cls", "raw-mini [CLS] (cls_before_pooler)", "cls_before_pooler"),
+    ("raw-mean", "raw-mini mean", "mean"),
+    ("raw-first-last", "raw-mini first_last_avg", "first_last_avg"),
+    ("raw-whitened", "raw-mini mean + whitening", None),
+    ("simcse", "raw-mini + decone simcse", None),
+    ("simcse-nohead", "raw-mini + decone simcse, no MLP head in training", None),
+    ("mirror", "raw-mini + decone mirror", None),
+    ("simcse-sup", "raw-mini + decone simcse-sup", None),
+    ("peer", "raw-mini + sentence-transformers MNRL [s, s] (peer)", None),
+    ("minilm", "all-MiniLM-L6-v2 as shipped", None),
+    ("minilm-mirror", "all-MiniLM-L6-v2 + decone mirror", None),
+]
+MEASURES = ("sts_avg", "words_avg", "avg_cosine", "isoscore", "alignment", "uniformity")
 
-    cache = work / "eval" / (label.replace(" ", "_").replace("/", "_") + ".json")
-    key = {"path": path, "pooling": pooling, "weights": _stamp(path), "sts_tasks": sorted(data["sts"])}
-    if cache.exists():
-        row = json.loads(cache.read_text())
-        if row.get("key") == key:
-            return row
-    log(f"evaluate {label}")
-    enc = Encoder.load(path, pooling=pooling)
-    s = sts.evaluate_sts(enc, data=data["sts"], bf16=None)
-    w = words.evaluate_words(enc, data=data["words"], bf16=None)
-    row = {
-        "label": label,
-        "sts": {r["display"]: r["spearman"]["all"] for r in s["tasks"].values()},
-        "sts_avg": s["avg"]["all"],
-        "words_avg": w["avg"],
-        **{k.removeprefix("probe_"): v for k, v in probe.probe(enc).items()},
-        "key": key,
+
+def portable_obj(obj, shared: Path, out: Path):
+    """``obj`` (JSON-able) with machine paths made portable, as :func:`portable` does for text: a record's key."""
+    return json.loads(portable(json.dumps(obj), shared, out))
+
+
+def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: Path, out: Path, probe,
+               eval_data: dict) -> list[dict]:
+    """Train (or reuse) and evaluate every row of the main table for each of ``b["seeds"]``; -> one row a label with
+    the mean over seeds (:func:`aggregate`). Each (row, seed) is recorded in ``results/main_table/`` (committed), so
+    a fresh checkout rebuilds the table without training; a record is redone when its settings change."""
+    from decone.encoder import has_bf16_cpu
+
+    records_dir = out / "results" / ("work-quick/main_table" if quick else "main_table")
+    records_dir.mkdir(parents=True, exist_ok=True)
+    sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
+    corpus = corpus_sentences(shared, b["corpus_sentences"], work)
+    small = dict(model=raw, pooling="mean", lr=1e-4, bf16=None)  # mean pooling and lr 1e-4 suit this small model
+    recipes = {  # record name -> (how to train it for a seed, its settings)
+        "simcse": lambda seed: train_decone(f"simcse-seed{seed}", work, diagnose_every=b["diagnose_every"] if seed == 42 else 0,
+                                            method="simcse", data=str(corpus), max_steps=b["simcse_steps"], seed=seed, **small),
+        "simcse-nohead": lambda seed: train_decone(f"simcse-nohead-seed{seed}", work, method="simcse", head="none",
+                                                   data=str(corpus), max_steps=b["simcse_steps"], seed=seed, **small),
+        "mirror": lambda seed: train_decone(f"mirror-seed{seed}", work, method="mirror", data=str(sents10k),
+                                            max_steps=b["mirror_steps"], seed=seed, **small),
+        "simcse-sup": lambda seed: train_decone(f"simcse-sup-seed{seed}", work, method="simcse-sup",
+                                                data=str(shared / "data/nli"), max_steps=b["sup_steps"], seed=seed, **small),
+        "peer": lambda seed: train_peer(f"peer-seed{seed}", work, raw, corpus, b["simcse_steps"], lr=1e-4, seed=seed),
+        "minilm-mirror": lambda seed: train_decone(f"minilm-mirror-seed{seed}", work, method="mirror", model=minilm,
+                                                   data=str(sents10k), max_steps=b["minilm_mirror_steps"], seed=seed),
     }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(row))
+    untrained = {"raw-cls": raw, "raw-mean": raw, "raw-first-last": raw, "minilm": minilm}
+    rows = []
+    for name, label, pooling in MAIN_ROWS:
+        recs = []
+        for seed in (b["seeds"] if name in recipes else [None]):
+            path = records_dir / (f"{name}-seed{seed}.json" if seed is not None else f"{name}.json")
+            key = portable_obj({"row": name, "seed": seed, "pooling": pooling, "budget": {
+                k: b[k] for k in ("simcse_steps", "corpus_sentences", "mirror_steps", "sup_steps", "minilm_mirror_steps",
+                                  "probe_pairs", "sts_tasks")}}, shared, out)
+            if path.exists() and json.loads(path.read_text()).get("key") == key:
+                recs.append(json.loads(path.read_text()))
+                continue
+            load = os.getloadavg()[0]  # other work sharing the CPU makes the wall time a rough figure
+            train = recipes[name](seed) if name in recipes else None
+            folder = train["path"] if train else (str(C.whitened(raw, "mean", work / "whitened", shared))
+                                                  if name == "raw-whitened" else untrained[name])
+            row = C.evaluate(label if seed is None else f"{label} seed {seed}", folder, pooling, work, probe, eval_data)
+            rec = {"key": key, "label": label, "seed": seed, "sts": row["sts"], **{k: row.get(k) for k in MEASURES},
+                   "machine": f"{C.machine()['cpu']}, {C.machine()['logical_cpus']} logical CPUs", "bf16": has_bf16_cpu()}
+            if train:
+                rec["train"] = {**{k: train[k] for k in ("wall_s", "sentences_per_s", "steps")},
+                                "load": round(max(load, os.getloadavg()[0]), 2)}
+            path.write_text(json.dumps(rec, indent=1) + "\n")
+            recs.append(rec)
+        rows.append(aggregate(label, recs))
+    return rows
+
+
+def aggregate(label: str, recs: list[dict]) -> dict:
+    """One table row from a row's per-seed records: the mean of every column, ``<measure>_std`` (sample std over
+    seeds), the seeds and each seed's STS avg (for paired differences)."""
+    row = {"label": label, "seeds": [r["seed"] for r in recs], "per_seed": {r["seed"]: r["sts_avg"] for r in recs},
+           "sts": {c: C.mean_std([r["sts"][c] for r in recs])[0] for c in recs[0]["sts"]},
+           "machines": sorted({f"{r['machine']}, native bf16: {r['bf16']}" for r in recs})}
+    for k in MEASURES:
+        values = [r[k] for r in recs if r.get(k) is not None]
+        if values:
+            row[k], row[k + "_std"] = C.mean_std(values)
+    if all("train" in r for r in recs):
+        row["train"] = {k: C.mean_std([r["train"][k] for r in recs])[0] for k in ("wall_s", "sentences_per_s")}
+        row["load"] = max(r["train"].get("load", 0) for r in recs)
     return row
+
+
+def pm(row: dict, key: str, d: int = 2) -> str:
+    """``mean ± std`` of a row's measure where it has more than one seed, else the value."""
+    value = fmt(row.get(key), d)
+    return value + (f" ± {row[key + '_std']:.{d}f}" if len(row.get("seeds", [])) > 1 and row.get(key + "_std") is not None
+                    else "")
 
 
 def main() -> None:
@@ -340,10 +433,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: about 15 minutes on 2 cores")
     parser.add_argument("--fresh", action="store_true", help="ignore cached pieces in results/work")
     parser.add_argument("--output", default=str(ROOT), help="where RESULTS.md and results/ go [repository root]")
-    parser.add_argument("--only", choices=["setfit", "readme"],
-                        help="setfit: build only that piece and replace its section in RESULTS.md and the README "
-                             "(between their <!-- setfit:begin/end --> markers); readme: regenerate the README's "
-                             "headline from RESULTS.md as it stands; the rest is left as it is")
+    parser.add_argument("--only", choices=["main", "full-budget", "setfit", "readme"],
+                        help="build only that piece and replace its section (between its <!-- NAME:begin/end --> "
+                             "markers) in RESULTS.md, and for main and setfit the README's; readme: regenerate the "
+                             "README's headline from RESULTS.md as it stands; the rest is left as it is")
     args = parser.parse_args()
     import importlib.util
 
@@ -376,6 +469,28 @@ def main() -> None:
             sys.exit(f"{out / 'README.md'}: no <!-- headline:begin --> ... <!-- headline:end --> markers to replace")
         log("updated the README's headline from RESULTS.md")
         return
+    if args.only in ("main", "full-budget"):
+        target = out / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+        if args.only == "main":
+            sentences, pairs = default_probe(b["probe_pairs"], 0)
+            probe = DynamicsCallback(0, sentences, pairs, plot=False)
+            from decone.evaluate import sts, words
+
+            eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
+            rows = main_table(b, args.quick, shared, raw, minilm, work, out, probe, eval_data)
+            plot_rows(rows, figs / "sts_vs_anisotropy.png")
+            if (work / "simcse-seed42" / "dynamics.png").exists():
+                shutil.copy(work / "simcse-seed42" / "dynamics.png", figs / "dynamics_simcse.png")
+            pieces = [(target, "main", main_markdown(rows, b, args.quick))] + (
+                [] if args.quick else [(out / "README.md", "headline", headline_markdown(rows, b))])
+        else:
+            pieces = [(target, "full-budget", _full_budget_module().piece(args.quick, out, figs))]
+        for path, name, lines in pieces:
+            if not splice(path, name, lines):
+                sys.exit(f"{path}: no <!-- {name}:begin --> ... <!-- {name}:end --> markers to replace")
+            path.write_text(portable(path.read_text(), shared, out))
+            log(f"updated the {name} section of {path}")
+        return
     if args.only == "setfit":
         section, readme_table = setfit_piece(b, args.quick, out, figs)
         target = out / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
@@ -387,55 +502,13 @@ def main() -> None:
         return
     sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
     corpus = corpus_sentences(shared, b["corpus_sentences"], work)
-    small = dict(model=raw, pooling="mean", lr=1e-4, bf16=None, seed=42)  # mean pooling and lr 1e-4 suit this small model
-
-    trained = {
-        "simcse": train_decone("simcse", work, diagnose_every=b["diagnose_every"], method="simcse", data=str(corpus),
-                               max_steps=b["simcse_steps"], **small),
-        "simcse-nohead": train_decone("simcse-nohead", work, method="simcse", head="none", data=str(corpus),
-                                      max_steps=b["simcse_steps"], **small),
-        "mirror": train_decone("mirror", work, method="mirror", data=str(sents10k), max_steps=b["mirror_steps"], **small),
-        "simcse-sup": train_decone("simcse-sup", work, method="simcse-sup", data=str(shared / "data/nli"),
-                                   max_steps=b["sup_steps"], **small),
-        "peer": train_peer("peer", work, raw, corpus, b["simcse_steps"], lr=1e-4),
-        "minilm-mirror": train_decone("minilm-mirror", work, method="mirror", model=minilm, data=str(sents10k),
-                                      max_steps=b["minilm_mirror_steps"], seed=42),
-    }
-    whitened = work / "whitened"
-    if not (whitened / "decone.json").exists():
-        from decone.encoder import Encoder
-        from decone.whiten import whiten_encoder
-
-        log("whiten raw-mini (mean pooling) on STS-B train sentences")
-        enc = Encoder.load(raw, pooling="mean")
-        pairs = [l.split("\t") for l in (shared / "data/sts/STSBenchmark/sts-train.csv").read_text(encoding="utf-8").splitlines()]
-        fit_sents = list(dict.fromkeys(s for p in pairs if len(p) >= 7 for s in (p[5], p[6])))
-        whiten_encoder(enc, fit_sents)
-        enc.save(whitened, meta={"method": "whitening"})
-
+    whitened = C.whitened(raw, "mean", work / "whitened", shared)
     sentences, pairs = default_probe(b["probe_pairs"], 0)
     probe = DynamicsCallback(0, sentences, pairs, plot=False)
     from decone.evaluate import sts, words
 
     eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
-    rows = []
-    for label, path, pooling, train_key in [
-        ("raw-mini [CLS] (cls_before_pooler)", raw, "cls_before_pooler", None),
-        ("raw-mini mean", raw, "mean", None),
-        ("raw-mini first_last_avg", raw, "first_last_avg", None),
-        ("raw-mini mean + whitening", str(whitened), None, None),
-        ("raw-mini + decone simcse", trained["simcse"]["path"], None, "simcse"),
-        ("raw-mini + decone simcse, no MLP head in training", trained["simcse-nohead"]["path"], None, "simcse-nohead"),
-        ("raw-mini + decone mirror", trained["mirror"]["path"], None, "mirror"),
-        ("raw-mini + decone simcse-sup", trained["simcse-sup"]["path"], None, "simcse-sup"),
-        ("raw-mini + sentence-transformers MNRL [s, s] (peer)", trained["peer"]["path"], None, "peer"),
-        ("all-MiniLM-L6-v2 as shipped", minilm, None, None),
-        ("all-MiniLM-L6-v2 + decone mirror", trained["minilm-mirror"]["path"], None, "minilm-mirror"),
-    ]:
-        row = evaluate(label, path, pooling, work, probe, eval_data)
-        if train_key:
-            row["train"] = trained[train_key]
-        rows.append(row)
+    rows = main_table(b, args.quick, shared, raw, minilm, work, out, probe, eval_data)
 
     h2h = head_to_head(work, b, raw, minilm, corpus, probe, eval_data)
     dec = decoder_rows(work, b, shared, raw, corpus, probe, eval_data)
@@ -453,8 +526,9 @@ def main() -> None:
                     "--lambda", "0,0.9", *b["fewshot"]], check=True)
 
     setfit_section, setfit_readme = setfit_piece(b, args.quick, out, figs)
+    full_budget = _full_budget_module().piece(args.quick, out, figs)
 
-    for src, dst in [(work / "simcse" / "dynamics.png", "dynamics_simcse.png"),
+    for src, dst in [(work / "simcse-seed42" / "dynamics.png", "dynamics_simcse.png"),
                      (sweep_dir / "sweep_temperature.png", "sweep_temperature.png"),
                      (sweep_dir / "sweep_pooling.png", "sweep_pooling.png"),
                      (sweep_dir / "sweep_sts_vs_anisotropy.png", "sweep_sts_vs_anisotropy.png"),
@@ -469,7 +543,7 @@ def main() -> None:
     spent_log.write_text(json.dumps(spent))
     total = sum(spent)
     write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_dir, fewshot_dir,
-                   args.quick, len(spent), h2h, dec, batches, setfit_section, shared)
+                   args.quick, len(spent), h2h, dec, batches, setfit_section, shared, full_budget)
     if not args.quick:  # the README's tables are this run's, not retyped
         readme = out / "README.md"
         splice(readme, "decoders", [line for line in decoder_markdown(dec, b) if line.startswith("|")])
@@ -498,7 +572,7 @@ def head_to_head(work: Path, b: dict, raw: str, minilm: str, corpus: Path, probe
                 info = train_decone(name, work, method=method, model=model, data=str(corpus), max_steps=steps,
                                     batch_size=64, max_length=32, lr=lr, pooling=pooling, bf16=None, seed=seed,
                                     options=options)
-                row = evaluate(name, info["path"], None, work, probe, eval_data)
+                row = C.evaluate(name, info["path"], None, work, probe, eval_data)
                 row["train"] = info
                 tables[table].setdefault(method, []).append(row)
     return tables
@@ -537,7 +611,7 @@ def decoder_rows(work: Path, b: dict, shared: Path, raw: str, corpus: Path, prob
         rows = []
         for i, (path, pooling) in enumerate(paths):
             name = f"dec {label} {i}"
-            row = evaluate(name, path, pooling, work, probe, eval_data)
+            row = C.evaluate(name, path, pooling, work, probe, eval_data)
             if "token_cos" not in row:
                 enc = Encoder.load(path, pooling=pooling)
                 stats = decoders.token_anisotropy(enc.model, enc.tokenizer, texts, n_pairs=3000, seed=0, max_length=64)
@@ -735,9 +809,114 @@ def fmt(x, d=2) -> str:
     return "—" if x is None else f"{x:.{d}f}" if isinstance(x, (int, float)) else str(x)
 
 
+def loaded(rows: list[dict]) -> str:
+    """A warning where a trained row shared the CPU with other work (1-min load average above its cores)."""
+    load = max((r.get("load", 0) for r in rows), default=0)
+    if load <= (os.cpu_count() or 1) + 0.5:
+        return ""
+    return (f" The training times were measured while other runs shared the CPU (1-minute load average up to "
+            f"{load:.1f} on {os.cpu_count()} cores): read them as rough; decone's speed against the peer is measured "
+            "on an idle machine by `benchmarks/train_throughput.py` (docs/performance.md).")
+
+
+def main_markdown(rows: list[dict], b: dict, quick: bool) -> list[str]:
+    """RESULTS.md's main table (mean ± std over the budget's seeds), the papers' rows and the targets with their
+    seed verdicts: what ``--only main`` replaces between the ``<!-- main:begin/end -->`` markers."""
+    seeds = b["seeds"]
+    machines = sorted({m for r in rows for m in r.get("machines", [])})
+    lines = [
+        "STS: Spearman x100 of cosine, SentEval **\"all\"** aggregation for STS12-16 (SimCSE's setting), STS-B and "
+        "SICK-R test sets; avg = plain mean of the 7" + (" (**quick run: STS-B and SICK-R only**, avg of those 2)" if quick else "")
+        + ". Words: mean Spearman x100 over the 13 word-similarity sets. "
+        f"Isotropy probe: {b['probe_pairs']} seeded STS-B dev pairs (average cosine of random pairs, IsoScore, "
+        "alignment over pairs with gold >= 4, uniformity).", "",
+        f"Training budget: simcse {b['simcse_steps']} steps x batch 64 on {b['corpus_sentences']:,} sentences of 4-40 words "
+        "drawn with seed 0 from the 409k of `shared/data/corpus` (also without SimCSE's train-only MLP head: `--head none`) "
+        f"(max_len 32); mirror {b['mirror_steps']} steps x batch 200 on the Mirror-BERT 10k sentences; simcse-sup "
+        f"{b['sup_steps']} steps x batch 64 on SNLI (dev+test) triples; the peer has the same data, batch, steps and "
+        "learning rate as decone simcse. raw-mini rows use mean pooling and lr 1e-4 (this small model needs a higher "
+        "rate than BERT-base's 3e-5), bf16 autocast where the CPU has it; MiniLM + mirror uses the method's defaults. "
+        f"Every trained row: seeds {', '.join(map(str, seeds))}; STS columns are means over them, STS avg, words avg and "
+        "avg cos are mean ± std (sample std), train s and sent/s means. Trained on: " + "; ".join(machines) + "."
+        + loaded(rows), "",
+        "| model | " + " | ".join(STS_COLUMNS) + " | STS avg | words avg | avg cos | IsoScore | align | uniform | train s | sent/s |",
+        "|---|" + "---|" * (len(STS_COLUMNS) + 8),
+    ]
+    for r in rows:
+        t = r.get("train", {})
+        lines.append(f"| {r['label']} | " + " | ".join(fmt(r['sts'].get(c)) for c in STS_COLUMNS)
+                     + f" | **{pm(r, 'sts_avg')}** | {pm(r, 'words_avg')} | {pm(r, 'avg_cosine', 3)} | {fmt(r.get('isoscore'), 3)}"
+                     f" | {fmt(r.get('alignment'), 3)} | {fmt(r.get('uniformity'), 3)} | {fmt(t.get('wall_s'), 0)} | {fmt(t.get('sentences_per_s'), 0)} |")
+    lines += ["", "Quoted from the papers (BERT-base, 110M parameters, trained on GPUs; different models, **not run here**):", "",
+              "| paper row | " + " | ".join(STS_COLUMNS) + " | STS avg |", "|---|" + "---|" * (len(STS_COLUMNS) + 1)]
+    for name, vals, avg in PAPERS:
+        lines.append(f"| {name} | " + " | ".join(fmt(v) for v in (vals or [None] * 7)) + f" | {fmt(avg)} |")
+    by = {r["label"]: r for r in rows}
+    raw_mean, simcse, mirror, peer = (by.get(k) for k in ("raw-mini mean", "raw-mini + decone simcse", "raw-mini + decone mirror",
+                                                          "raw-mini + sentence-transformers MNRL [s, s] (peer)"))
+
+    def versus(a: dict, b_: dict) -> str:
+        """The paired difference of STS avg over the seeds both rows have, with the project's verdict."""
+        common = [s for s in a["per_seed"] if s in b_["per_seed"]]
+        deltas = [a["per_seed"][s] - b_["per_seed"][s] for s in common]
+        verdict = C.seed_verdict(deltas, a.get("sts_avg_std", 0), b_.get("sts_avg_std", 0))
+        wins = sum(d > 0 for d in deltas)
+        return {"n/a": "one seed: no spread to judge", "inside": f"{wins}/{len(deltas)} seeds, **inside the seed spread**",
+                "better": f"{wins}/{len(deltas)} seeds, **outside the seed spread**",
+                "worse": f"{wins}/{len(deltas)} seeds, **outside the seed spread** (worse)"}[verdict]
+
+    lines += ["", "## Targets", ""]
+    if simcse and peer:
+        d = simcse["sts_avg"] - peer["sts_avg"]
+        faster = simcse["train"]["wall_s"] < peer["train"]["wall_s"]
+        lines.append(f"* decone simcse vs the peer's recipe at the same steps: STS avg {pm(simcse, 'sts_avg')} vs "
+                     f"{pm(peer, 'sts_avg')} ({d:+.2f}, {versus(simcse, peer)}; target ≥ +1.0: "
+                     f"**{'met' if d >= 1 else 'not met'}**), wall time "
+                     f"{fmt(simcse['train']['wall_s'], 0)} s vs {fmt(peer['train']['wall_s'], 0)} s (**{'less' if faster else 'not less'}**).")
+    if simcse and mirror and raw_mean:
+        g_s, g_m = simcse["sts_avg"] - raw_mean["sts_avg"], mirror["sts_avg"] - raw_mean["sts_avg"]
+        if g_s > 0:
+            share = g_m / g_s
+            lines.append(f"* mirror's STS gain over raw mean pooling is {g_m:+.2f} vs simcse's {g_s:+.2f}: {share:.0%} of it "
+                         f"(target ≥ 90%: **{'met' if share >= 0.9 else 'not met'}**; mirror vs simcse: {versus(mirror, simcse)}).")
+        else:
+            lines.append(f"* mirror's STS change over raw mean pooling is {g_m:+.2f}, simcse's {g_s:+.2f}: simcse gained "
+                         "nothing, so the target (mirror ≥ 90% of simcse's gain) is **undefined** in this run.")
+    if simcse:
+        lines.append(f"* anisotropy after simcse: average cosine {pm(simcse, 'avg_cosine', 3)} "
+                     f"(target ≤ 0.2: **{'met' if simcse['avg_cosine'] <= 0.2 else 'not met'}**).")
+    nohead = by.get("raw-mini + decone simcse, no MLP head in training")
+    if nohead and peer:
+        d = nohead["sts_avg"] - peer["sts_avg"]
+        lines.append(f"* like for like (the peer's MNRL has no head either): decone simcse `--head none` "
+                     f"{pm(nohead, 'sts_avg')} vs the peer's {pm(peer, 'sts_avg')} ({d:+.2f}, {versus(nohead, peer)}), wall time "
+                     f"{fmt(nohead['train']['wall_s'], 0)} s vs {fmt(peer['train']['wall_s'], 0)} s "
+                     f"({peer['train']['wall_s'] / nohead['train']['wall_s']:.2f}x the peer's speed); its average cosine is "
+                     f"{pm(nohead, 'avg_cosine', 3)} (≤ 0.2: **{'met' if nohead['avg_cosine'] <= 0.2 else 'not met'}**). "
+                     "SimCSE's train-only MLP head absorbs much of the spreading: the encoder output it leaves behind "
+                     "stays more anisotropic than the head's output that the loss sees.")
+    if simcse and nohead:
+        lines.append(f"* simcse with the head vs without: {simcse['sts_avg'] - nohead['sts_avg']:+.2f} "
+                     f"({versus(simcse, nohead)}).")
+    shipped, tuned = by.get("all-MiniLM-L6-v2 as shipped"), by.get("all-MiniLM-L6-v2 + decone mirror")
+    if shipped and tuned:
+        ds, dw = tuned["sts_avg"] - shipped["sts_avg"], tuned["words_avg"] - shipped["words_avg"]
+        spread = tuned.get("sts_avg_std", 0)
+        lines.append(f"* all-MiniLM-L6-v2, already contrastively trained on 1B pairs, after `mirror`: STS avg "
+                     f"{fmt(shipped['sts_avg'])} → {pm(tuned, 'sts_avg')} ({ds:+.2f}), words avg "
+                     f"{fmt(shipped['words_avg'])} → {pm(tuned, 'words_avg')} ({dw:+.2f}): "
+                     + ("a small gain on sentences" if ds > max(0.3, spread) else
+                        "no change on sentences beyond the seed spread" if len(tuned["seeds"]) > 1 else
+                        "no meaningful change on sentences")
+                     + (", and a loss on words." if dw < -0.3 else ", none on words." if dw <= 0.3 else ", and a gain on words."))
+    r = "results/quick" if quick else "results"
+    return lines + ["", f"![STS vs anisotropy]({r}/sts_vs_anisotropy.png)"]
+
+
 def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_dir: Path, fewshot_dir: Path, quick: bool,
                    invocations: int = 1, h2h: dict | None = None, dec: dict | None = None,
-                   batches: list | None = None, setfit: list[str] | None = None, shared: Path | None = None) -> None:
+                   batches: list | None = None, setfit: list[str] | None = None, shared: Path | None = None,
+                   full_budget: list[str] | None = None) -> None:
     import torch
 
     from decone.encoder import has_bf16_cpu
@@ -751,71 +930,9 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
         f"Total wall time {total / 60:.1f} min"
         + (f" (summed over the {invocations} invocations that built results/work; later ones reused cached pieces)."
            if invocations > 1 else "."), "",
-        "STS: Spearman x100 of cosine, SentEval **\"all\"** aggregation for STS12-16 (SimCSE's setting), STS-B and "
-        "SICK-R test sets; avg = plain mean of the 7" + (" (**quick run: STS-B and SICK-R only**, avg of those 2)" if quick else "")
-        + ". Words: mean Spearman x100 over the 13 word-similarity sets. "
-        f"Isotropy probe: {b['probe_pairs']} seeded STS-B dev pairs (average cosine of random pairs, IsoScore, "
-        "alignment over pairs with gold >= 4, uniformity).", "",
-        f"Training budget: simcse {b['simcse_steps']} steps x batch 64 on {b['corpus_sentences']:,} sentences of 4-40 words "
-        "drawn with seed 0 from the 409k of `shared/data/corpus` (also without SimCSE's train-only MLP head: `--head none`) "
-        f"(max_len 32); mirror {b['mirror_steps']} steps x batch 200 on the Mirror-BERT 10k sentences; simcse-sup "
-        f"{b['sup_steps']} steps x batch 64 on SNLI (dev+test) triples; the peer has the same data, batch, steps and "
-        "learning rate as decone simcse. raw-mini rows use mean pooling and lr 1e-4 (this small model needs a higher "
-        "rate than BERT-base's 3e-5), bf16 autocast where the CPU has it; MiniLM + mirror uses the method's defaults.", "",
-        "| model | " + " | ".join(STS_COLUMNS) + " | STS avg | words avg | avg cos | IsoScore | align | uniform | train s | sent/s |",
-        "|---|" + "---|" * (len(STS_COLUMNS) + 8),
-    ]
-    for r in rows:
-        t = r.get("train", {})
-        lines.append(f"| {r['label']} | " + " | ".join(fmt(r['sts'].get(c)) for c in STS_COLUMNS)
-                     + f" | **{fmt(r['sts_avg'])}** | {fmt(r['words_avg'])} | {fmt(r['avg_cosine'], 3)} | {fmt(r['isoscore'], 3)}"
-                     f" | {fmt(r.get('alignment'), 3)} | {fmt(r.get('uniformity'), 3)} | {fmt(t.get('wall_s'), 0)} | {fmt(t.get('sentences_per_s'), 0)} |")
-    lines += ["", "Quoted from the papers (BERT-base, 110M parameters, trained on GPUs; different models, **not run here**):", "",
-              "| paper row | " + " | ".join(STS_COLUMNS) + " | STS avg |", "|---|" + "---|" * (len(STS_COLUMNS) + 1)]
-    for name, vals, avg in PAPERS:
-        lines.append(f"| {name} | " + " | ".join(fmt(v) for v in (vals or [None] * 7)) + f" | {fmt(avg)} |")
-    by = {r["label"]: r for r in rows}
-    raw_mean, simcse, mirror, peer = (by.get(k) for k in ("raw-mini mean", "raw-mini + decone simcse", "raw-mini + decone mirror",
-                                                          "raw-mini + sentence-transformers MNRL [s, s] (peer)"))
-    lines += ["", "## Targets", ""]
-    if simcse and peer:
-        d = simcse["sts_avg"] - peer["sts_avg"]
-        faster = simcse["train"]["wall_s"] < peer["train"]["wall_s"]
-        lines.append(f"* decone simcse vs the peer's recipe at the same steps: STS avg {fmt(simcse['sts_avg'])} vs "
-                     f"{fmt(peer['sts_avg'])} ({d:+.2f}; target ≥ +1.0: **{'met' if d >= 1 else 'not met'}**), wall time "
-                     f"{fmt(simcse['train']['wall_s'], 0)} s vs {fmt(peer['train']['wall_s'], 0)} s (**{'less' if faster else 'not less'}**).")
-    if simcse and mirror and raw_mean:
-        g_s, g_m = simcse["sts_avg"] - raw_mean["sts_avg"], mirror["sts_avg"] - raw_mean["sts_avg"]
-        if g_s > 0:
-            share = g_m / g_s
-            lines.append(f"* mirror's STS gain over raw mean pooling is {g_m:+.2f} vs simcse's {g_s:+.2f}: {share:.0%} of it "
-                         f"(target ≥ 90%: **{'met' if share >= 0.9 else 'not met'}**).")
-        else:
-            lines.append(f"* mirror's STS change over raw mean pooling is {g_m:+.2f}, simcse's {g_s:+.2f}: simcse gained "
-                         "nothing, so the target (mirror ≥ 90% of simcse's gain) is **undefined** in this run.")
-    if simcse:
-        lines.append(f"* anisotropy after simcse: average cosine {fmt(simcse['avg_cosine'], 3)} "
-                     f"(target ≤ 0.2: **{'met' if simcse['avg_cosine'] <= 0.2 else 'not met'}**).")
-    nohead = by.get("raw-mini + decone simcse, no MLP head in training")
-    if nohead and peer:
-        d = nohead["sts_avg"] - peer["sts_avg"]
-        lines.append(f"* like for like (the peer's MNRL has no head either): decone simcse `--head none` "
-                     f"{fmt(nohead['sts_avg'])} vs the peer's {fmt(peer['sts_avg'])} ({d:+.2f}), wall time "
-                     f"{fmt(nohead['train']['wall_s'], 0)} s vs {fmt(peer['train']['wall_s'], 0)} s "
-                     f"({peer['train']['wall_s'] / nohead['train']['wall_s']:.2f}x the peer's speed); its average cosine is "
-                     f"{fmt(nohead['avg_cosine'], 3)} (≤ 0.2: **{'met' if nohead['avg_cosine'] <= 0.2 else 'not met'}**). "
-                     "SimCSE's train-only MLP head absorbs much of the spreading: the encoder output it leaves behind "
-                     "stays more anisotropic than the head's output that the loss sees.")
-    shipped, tuned = by.get("all-MiniLM-L6-v2 as shipped"), by.get("all-MiniLM-L6-v2 + decone mirror")
-    if shipped and tuned:
-        ds, dw = tuned["sts_avg"] - shipped["sts_avg"], tuned["words_avg"] - shipped["words_avg"]
-        lines.append(f"* all-MiniLM-L6-v2, already contrastively trained on 1B pairs, after `mirror`: STS avg "
-                     f"{fmt(shipped['sts_avg'])} → {fmt(tuned['sts_avg'])} ({ds:+.2f}), words avg "
-                     f"{fmt(shipped['words_avg'])} → {fmt(tuned['words_avg'])} ({dw:+.2f}): "
-                     + ("a small gain on sentences" if ds > 0.3 else "no meaningful change on sentences")
-                     + (", and a loss on words." if dw < -0.3 else ", none on words." if dw <= 0.3 else ", and a gain on words."))
+        "<!-- main:begin -->", *main_markdown(rows, b, quick), "<!-- main:end -->", ""]
     r = "results/quick" if quick else "results"
-    lines += ["", f"![STS vs anisotropy]({r}/sts_vs_anisotropy.png)", ""]
+    by = {row["label"]: row for row in rows}
     if h2h:
         baselines = {"raw-mini": [(k, by[k]) for k in ("raw-mini mean", "raw-mini [CLS] (cls_before_pooler)") if k in by],
                      "all-MiniLM-L6-v2": [(k, by[k]) for k in ("all-MiniLM-L6-v2 as shipped",) if k in by]}
@@ -824,6 +941,9 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
         lines += decoder_markdown(dec, b)
     if batches:
         lines += batch_markdown(batches, b, r)
+    if full_budget:
+        lines += ["## Full budget: one epoch over the corpus on raw-mini", "", "<!-- full-budget:begin -->", *full_budget,
+                  "<!-- full-budget:end -->", ""]
     lines += [
               "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
               "## Sweep: simcse on raw-mini", ""]

@@ -1,0 +1,134 @@
+"""benchmarks/results.py's main table over seeds and benchmarks/full_budget.py: per-seed records become mean ± std rows
+with the project's seed-spread verdicts; the full-budget run keeps its encoder at the asked steps and the last."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _module(name: str):
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rec(label: str, seed, sts_avg: float, cos: float = 0.1, wall: float | None = 10.0) -> dict:
+    rec = {"label": label, "seed": seed, "sts": {"STS-B": sts_avg + 1, "SICK-R": sts_avg - 1}, "sts_avg": sts_avg,
+           "words_avg": 5.0, "avg_cosine": cos, "isoscore": 0.1, "alignment": 0.2, "uniformity": -2.0,
+           "machine": "test CPU", "bf16": False}
+    if wall is not None:
+        rec["train"] = {"wall_s": wall, "sentences_per_s": 100.0, "steps": 4}
+    return rec
+
+
+def test_aggregate_is_the_mean_and_sample_std_over_seeds_and_pm_prints_it_only_with_seeds():
+    r = _module("results")
+    row = r.aggregate("x", [_rec("x", 42, 40.0, wall=10), _rec("x", 43, 42.0, wall=20), _rec("x", 44, 44.0, wall=30)])
+    assert row["sts_avg"] == pytest.approx(42.0) and row["sts_avg_std"] == pytest.approx(2.0)
+    assert row["sts"] == {"STS-B": pytest.approx(43.0), "SICK-R": pytest.approx(41.0)}
+    assert row["train"]["wall_s"] == pytest.approx(20.0) and row["per_seed"] == {42: 40.0, 43: 42.0, 44: 44.0}
+    assert r.pm(row, "sts_avg") == "42.00 ± 2.00"
+    one = r.aggregate("raw", [_rec("raw", None, 40.0, wall=None)])
+    assert r.pm(one, "sts_avg") == "40.00" and "train" not in one
+
+
+def _rows(r, simcse: list[float], peer: list[float]) -> list[dict]:
+    seeds = [42, 43, 44]
+    return [r.aggregate("raw-mini mean", [_rec("raw-mini mean", None, 40.0, wall=None)]),
+            r.aggregate("raw-mini + decone simcse", [_rec("s", s, v) for s, v in zip(seeds, simcse)]),
+            r.aggregate("raw-mini + sentence-transformers MNRL [s, s] (peer)",
+                        [_rec("p", s, v, wall=20.0) for s, v in zip(seeds, peer)])]
+
+
+def test_main_table_targets_state_the_seed_verdict_of_each_comparison():
+    r = _module("results")
+    lines = r.main_markdown(_rows(r, [46.0, 46.5, 47.0], [44.0, 44.2, 44.4]), r.budget(False), quick=False)
+    simcse_row = next(line for line in lines if line.startswith("| raw-mini + decone simcse |"))
+    assert "**46.50 ± 0.50**" in simcse_row
+    target = next(line for line in lines if line.startswith("* decone simcse vs the peer"))
+    assert "(+2.30, 3/3 seeds, **outside the seed spread**; target ≥ +1.0: **met**)" in target
+    lines = r.main_markdown(_rows(r, [46.0, 44.0, 47.0], [44.0, 45.0, 44.4]), r.budget(False), quick=False)
+    target = next(line for line in lines if line.startswith("* decone simcse vs the peer"))
+    assert "2/3 seeds, **inside the seed spread**" in target
+
+
+def test_readme_headline_reads_mean_and_std_back_from_results_md():
+    r = _module("results")
+    text = "\n".join([
+        "| model | STS12 | STS avg | words avg | avg cos | IsoScore | train s | sent/s |", "|---|---|---|---|---|---|---|---|",
+        "| raw-mini mean | 1 | **40.00** | 5.00 | 0.600 | 0.1 | — | — |",
+        "| raw-mini + decone simcse | 1 | **46.00 ± 0.93** | 9.00 ± 0.10 | 0.400 ± 0.020 | 0.1 | 100 | 10 |", ""])
+    rows = r.rows_from_results(text)
+    assert rows[1]["sts_avg"] == 46.0 and rows[1]["sts_avg_std"] == 0.93 and rows[1]["avg_cosine_std"] == 0.02
+    lines = r.headline_markdown(rows, r.budget(False))
+    assert lines[0].startswith("| decone-raw-mini | STS avg (mean ± std, 2 seeds) |")
+    assert any("| **46.00 ± 0.93** | **0.400 ± 0.020** |" in line for line in lines)
+
+
+def test_keep_at_saves_the_encoder_at_the_asked_steps_and_the_last_and_never_overwrites(tiny_model_dir, tmp_path):
+    from decone.encoder import Encoder
+    from decone.train import TrainConfig, fit
+
+    fb = _module("full_budget")
+    data = tmp_path / "s.txt"
+    data.write_text("\n".join(f"the cat sat on mat number {i} and the dog ran" for i in range(24)) + "\n")
+    kept = tmp_path / "kept"
+    fit(TrainConfig(model=str(tiny_model_dir), data=str(data), output=str(tmp_path / "run"), max_steps=5, batch_size=4,
+                    lr=1e-3, max_length=16, bf16=False, seed=7, adaptive_threads=False, pooling="mean"),
+        callbacks=[fb.KeepAt(kept, [2])])
+    assert sorted(p.name for p in kept.iterdir() if p.name.isdigit()) == ["2", "5"]
+    final = Encoder.load(tmp_path / "run").encode(["a cat"])
+    assert Encoder.load(kept / "5").encode(["a cat"]) == pytest.approx(final, abs=1e-6)
+    assert Encoder.load(kept / "2").encode(["a cat"]) != pytest.approx(final, abs=1e-6)
+    before = (kept / "2" / "decone.json").stat().st_mtime_ns
+
+    class State:  # a resumed run passing step 2 again leaves the kept encoder alone
+        step, max_steps, encoder = 2, 5, None
+
+    fb.KeepAt(kept, [2]).on_step_end(State())
+    assert (kept / "2" / "decone.json").stat().st_mtime_ns == before
+
+
+def _fb_record(run: str, batch: int, sts: list[float], best: float, dev: float) -> dict:
+    marks = [1_600]
+    points = [{"step": m // batch, "sentences": m, "sts_avg": s} for m, s in zip(marks, sts)]
+    points.append({"step": 16, "sentences": 3_200, "sts_avg": sts[-1]})
+    return {"run": run, "batch": batch, "best_step": 10, "best_dev": dev, "wall_s": 120.0, "points": points,
+            "best": {"sts_avg": best, "words_avg": 5.0, "avg_cosine": 0.1, "isoscore": 0.1}}
+
+
+def test_full_budget_section_says_whether_training_beat_whitening():
+    fb = _module("full_budget")
+    b = fb.budget(quick=True)
+    records = {"simcse": _fb_record("simcse", 64, [50.0, 55.0], 55.5, 70.0),
+               "mirror": _fb_record("mirror", 200, [45.0, 44.0], 46.0, 65.0)}
+    base = {"raw": {"sts_avg": 42.0}, "whitened": {"sts_avg": 58.0}}
+    white = {"run": "simcse", "sts_avg": 60.0, "avg_cosine": 0.004}
+    text = "\n".join(fb.markdown(records, white, base, b, "results/full_budget.png"))
+    assert "| simcse (batch 64) | 50.00 | **55.00** | 10 (70.00) | 55.50 |" in text
+    assert "no contrastive run beats training-free whitening (best: simcse 55.50 vs 58.00)" in text
+    assert "Whitening on top of the best run by STS-B dev (simcse): 60.00 (+4.50" in text
+    records["simcse"]["best"]["sts_avg"] = 59.0
+    assert "With the whole epoch, simcse beats training-free whitening" in "\n".join(
+        fb.markdown(records, white, base, b, "x.png"))
+    records["mirror"]["points"][0]["sentences"] = 1_400  # a point off the marks is a bug in the run, not a table
+    with pytest.raises(AssertionError):
+        fb.markdown(records, white, base, b, "x.png")
+
+
+def test_full_budget_records_are_portable(tmp_path):
+    """The committed records hold no machine paths (a fresh checkout reads them)."""
+    folder = BENCH.parent / "results" / "full_budget"
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        text = path.read_text()
+        assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, path
+        json.loads(text)
