@@ -121,6 +121,7 @@ def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_
     if path.exists() and json.loads(path.read_text()).get("key") == key:
         return json.loads(path.read_text())
     info = train(name, b, shared, work)
+    t_eval = time.perf_counter()
     wanted = ("sts", "sts_avg", "words_avg", "avg_cosine", "isoscore", "alignment", "uniformity")
     points = []
     for step in info["kept"]:
@@ -131,7 +132,8 @@ def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_
     log = [json.loads(line) for line in (work / "full_budget" / name / "train_log.jsonl").read_text().splitlines()
            if line.strip()]
     rec = {"key": key, "run": name, "batch": info["batch"], "steps": info["kept"][-1], "sentences": info["sentences"],
-           "wall_s": info["wall_s"] if not info["resumed"] else None, "machine": f"{C.machine()['cpu']}, {C.machine()['logical_cpus']} logical CPUs, native bf16: {C.native_bf16()}",
+           "wall_s": info["wall_s"] if not info["resumed"] else None, "machine": f"{C.machine()['cpu']}, {C.machine()['logical_cpus']} logical CPUs", "bf16": C.native_bf16(),
+           "build_s": round((info["wall_s"] if not info["resumed"] else 0) + time.perf_counter() - t_eval, 1),
            "best_step": info["summary"]["best_step"], "best_dev": info["summary"]["best_eval_spearman"],
            "dev_curve": [[r["step"] * info["batch"], r["eval_spearman"]] for r in log if "eval_spearman" in r],
            "points": points, "best": {k: best[k] for k in wanted if k in best}}

@@ -352,6 +352,39 @@ def portable_obj(obj, shared: Path, out: Path):
     return json.loads(portable(json.dumps(obj), shared, out))
 
 
+class Records:
+    """Committed records of a piece's finished work: ``results/<piece>/<name>.json`` holds what ``build()`` returned
+    under the settings (``key``) it was built with, machine paths made portable. A fresh checkout reuses them, so one
+    ``results.py`` invocation rebuilds RESULTS.md without retraining; a changed key rebuilds that record only. The
+    quick run's records stay in the ignored ``results/work-quick/``."""
+
+    def __init__(self, piece: str, out: Path, shared: Path, quick: bool):
+        self.folder = out / "results" / (f"work-quick/{piece}" if quick else piece)
+        self.out, self.shared = out, shared
+
+    def get(self, name: str, key: dict, build):
+        path = self.folder / (name.replace(" ", "_").replace("/", "_") + ".json")
+        key = portable_obj(key, self.shared, self.out)
+        if path.exists():
+            rec = json.loads(path.read_text())
+            if rec.get("key") == key:
+                return rec["value"]
+        t0 = time.perf_counter()
+        value = portable_obj(build(), self.shared, self.out)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        built = {"build_s": round(time.perf_counter() - t0, 1), "bf16": C.native_bf16(),
+                 "machine": f"{C.machine()['cpu']}, {C.machine()['logical_cpus']} logical CPUs"}
+        tmp.write_text(json.dumps({"key": key, "value": value, **built}, indent=1) + "\n")
+        tmp.replace(path)
+        return value
+
+
+def _eval_row(row: dict) -> dict:
+    """An :func:`C.evaluate` row without its cache key (weight-file stamps: not for a committed record)."""
+    return {k: v for k, v in row.items() if k != "key"}
+
+
 def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: Path, out: Path, probe,
                eval_data: dict) -> list[dict]:
     """Train (or reuse) and evaluate every row of the main table for each of ``b["seeds"]``; -> one row a label with
@@ -378,31 +411,34 @@ def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: 
                                                    data=str(sents10k), max_steps=b["minilm_mirror_steps"], seed=seed),
     }
     untrained = {"raw-cls": raw, "raw-mean": raw, "raw-first-last": raw, "minilm": minilm}
-    rows = []
-    for name, label, pooling in MAIN_ROWS:
-        recs = []
-        for seed in (b["seeds"] if name in recipes else [None]):
-            path = records_dir / (f"{name}-seed{seed}.json" if seed is not None else f"{name}.json")
-            key = portable_obj({"row": name, "seed": seed, "pooling": pooling, "budget": {
-                k: b[k] for k in ("simcse_steps", "corpus_sentences", "mirror_steps", "sup_steps", "minilm_mirror_steps",
-                                  "probe_pairs", "sts_tasks")}}, shared, out)
-            if path.exists() and json.loads(path.read_text()).get("key") == key:
-                recs.append(json.loads(path.read_text()))
-                continue
-            load = os.getloadavg()[0]  # other work sharing the CPU makes the wall time a rough figure
-            train = recipes[name](seed) if name in recipes else None
-            folder = train["path"] if train else (str(C.whitened(raw, "mean", work / "whitened", shared))
-                                                  if name == "raw-whitened" else untrained[name])
-            row = C.evaluate(label if seed is None else f"{label} seed {seed}", folder, pooling, work, probe, eval_data)
-            rec = {"key": key, "label": label, "seed": seed, "sts": row["sts"], **{k: row.get(k) for k in MEASURES},
-                   "machine": f"{C.machine()['cpu']}, {C.machine()['logical_cpus']} logical CPUs", "bf16": has_bf16_cpu()}
-            if train:
-                rec["train"] = {**{k: train[k] for k in ("wall_s", "sentences_per_s", "steps")},
-                                "load": round(max(load, os.getloadavg()[0]), 2)}
-            path.write_text(json.dumps(rec, indent=1) + "\n")
-            recs.append(rec)
-        rows.append(aggregate(label, recs))
-    return rows
+    recs: dict[str, list] = {name: [] for name, _, _ in MAIN_ROWS}
+    # seed by seed (the untrained rows first): an interrupted build leaves every row with the same seeds done
+    order = [(n, None) for n, _, _ in MAIN_ROWS if n not in recipes] + [
+        (n, seed) for seed in b["seeds"] for n, _, _ in MAIN_ROWS if n in recipes]
+    labels = {n: (label, pooling) for n, label, pooling in MAIN_ROWS}
+    for name, seed in order:
+        label, pooling = labels[name]
+        path = records_dir / (f"{name}-seed{seed}.json" if seed is not None else f"{name}.json")
+        key = portable_obj({"row": name, "seed": seed, "pooling": pooling, "budget": {
+            k: b[k] for k in ("simcse_steps", "corpus_sentences", "mirror_steps", "sup_steps", "minilm_mirror_steps",
+                              "probe_pairs", "sts_tasks")}}, shared, out)
+        if path.exists() and json.loads(path.read_text()).get("key") == key:
+            recs[name].append(json.loads(path.read_text()))
+            continue
+        load, t0 = os.getloadavg()[0], time.perf_counter()  # other work sharing the CPU makes times rough
+        train = recipes[name](seed) if name in recipes else None
+        folder = train["path"] if train else (str(C.whitened(raw, "mean", work / "whitened", shared))
+                                              if name == "raw-whitened" else untrained[name])
+        row = C.evaluate(label if seed is None else f"{label} seed {seed}", folder, pooling, work, probe, eval_data)
+        rec = {"key": key, "label": label, "seed": seed, "sts": row["sts"], **{k: row.get(k) for k in MEASURES},
+               "machine": f"{C.machine()['cpu']}, {C.machine()['logical_cpus']} logical CPUs", "bf16": has_bf16_cpu(),
+               "build_s": round(time.perf_counter() - t0, 1)}
+        if train:
+            rec["train"] = {**{k: train[k] for k in ("wall_s", "sentences_per_s", "steps")},
+                            "load": round(max(load, os.getloadavg()[0]), 2)}
+        path.write_text(json.dumps(rec, indent=1) + "\n")
+        recs[name].append(rec)
+    return [aggregate(label, recs[name]) for name, label, _ in MAIN_ROWS]
 
 
 def aggregate(label: str, recs: list[dict]) -> dict:
@@ -485,7 +521,7 @@ def main() -> None:
                 [] if args.quick else [(out / "README.md", "headline", headline_markdown(rows, b))])
         else:
             pieces = [(target, "full-budget", _full_budget_module().piece(args.quick, out, figs))]
-        for path, name, lines in pieces:
+        for path, name, lines in pieces + [(target, "costs", cost_markdown(out))]:
             if not splice(path, name, lines):
                 sys.exit(f"{path}: no <!-- {name}:begin --> ... <!-- {name}:end --> markers to replace")
             path.write_text(portable(path.read_text(), shared, out))
@@ -494,6 +530,7 @@ def main() -> None:
     if args.only == "setfit":
         section, readme_table = setfit_piece(b, args.quick, out, figs)
         target = out / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+        splice(target, "costs", cost_markdown(out))
         for path, lines in [(target, section)] + ([] if args.quick else [(out / "README.md", readme_table)]):
             if not splice(path, "setfit", lines):
                 sys.exit(f"{path}: no <!-- setfit:begin --> ... <!-- setfit:end --> markers to replace")
@@ -510,20 +547,28 @@ def main() -> None:
     eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
     rows = main_table(b, args.quick, shared, raw, minilm, work, out, probe, eval_data)
 
-    h2h = head_to_head(work, b, raw, minilm, corpus, probe, eval_data)
-    dec = decoder_rows(work, b, shared, raw, corpus, probe, eval_data)
+    corpus = corpus_sentences(shared, b["corpus_sentences"], work)
+    h2h = head_to_head(work, b, raw, minilm, corpus, probe, eval_data, Records("head_to_head", out, shared, args.quick))
+    dec = decoder_rows(work, b, shared, raw, corpus, probe, eval_data, Records("decoders", out, shared, args.quick))
     log("batch-size ablation: simcse on raw-mini")
-    batches = batch_ablation(work, b, raw, corpus, figs)
+    batches = batch_ablation(work, b, raw, corpus, figs, Records("batch_size", out, shared, args.quick))
 
-    log("sweep: simcse on raw-mini")
-    sweep_dir = work / "sweep"
-    subprocess.run([sys.executable, "-m", "decone", "sweep", "simcse", "--model", raw, "--data", str(sents10k),
-                    *[x for g in b["sweep_grid"] for x in ("--grid", g)], "--max-steps", str(b["sweep_steps"]),
-                    "--set", "lr=0.0001", "--output", str(sweep_dir), "--probe-pairs", str(b["probe_pairs"])], check=True)
-    log("SCL few-shot on SST-2")
-    fewshot_dir = work / "fewshot"
-    subprocess.run([sys.executable, "-m", "decone", "fewshot", "--task", "SST-2", "--model", raw, "--output", str(fewshot_dir),
-                    "--lambda", "0,0.9", *b["fewshot"]], check=True)
+    sweep_dir, fewshot_dir = work / "sweep", work / "fewshot"
+    sweep_args = ["sweep", "simcse", "--model", raw, "--data", str(sents10k),
+                  *[x for g in b["sweep_grid"] for x in ("--grid", g)], "--max-steps", str(b["sweep_steps"]),
+                  "--set", "lr=0.0001", "--output", str(sweep_dir), "--probe-pairs", str(b["probe_pairs"])]
+    fewshot_args = ["fewshot", "--task", "SST-2", "--model", raw, "--output", str(fewshot_dir), "--lambda", "0,0.9",
+                    *b["fewshot"]]
+
+    def run_decone(args: list[str], what: str, result: Path) -> dict:
+        log(what)
+        subprocess.run([sys.executable, "-m", "decone", *args], check=True)
+        return {"markdown": result.read_text()}
+
+    sweep_md = Records("sweep", out, shared, args.quick).get("sweep", {"args": sweep_args}, lambda: run_decone(
+        sweep_args, "sweep: simcse on raw-mini", sweep_dir / "sweep.md"))["markdown"]
+    fewshot_md = Records("fewshot_scl", out, shared, args.quick).get("fewshot", {"args": fewshot_args}, lambda: run_decone(
+        fewshot_args, "SCL few-shot on SST-2", fewshot_dir / "results.md"))["markdown"]
 
     setfit_section, setfit_readme = setfit_piece(b, args.quick, out, figs)
     full_budget = _full_budget_module().piece(args.quick, out, figs)
@@ -542,7 +587,7 @@ def main() -> None:
     spent.append(round(time.perf_counter() - t_start, 1))
     spent_log.write_text(json.dumps(spent))
     total = sum(spent)
-    write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_dir, fewshot_dir,
+    write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_md, fewshot_md,
                    args.quick, len(spent), h2h, dec, batches, setfit_section, shared, full_budget)
     if not args.quick:  # the README's tables are this run's, not retyped
         readme = out / "README.md"
@@ -552,7 +597,8 @@ def main() -> None:
     log(f"done in {total / 60:.1f} min")
 
 
-def head_to_head(work: Path, b: dict, raw: str, minilm: str, corpus: Path, probe, eval_data: dict) -> dict:
+def head_to_head(work: Path, b: dict, raw: str, minilm: str, corpus: Path, probe, eval_data: dict,
+                 records: Records) -> dict:
     """Every method in HEAD_TO_HEAD on the same corpus sentences, steps, batch (64), max length (32), learning rate
     and seeds, on raw-mini and (fewer steps, it starts sentence-tuned) on all-MiniLM-L6-v2.
 
@@ -569,16 +615,20 @@ def head_to_head(work: Path, b: dict, raw: str, minilm: str, corpus: Path, probe
                 name = f"h2h-{'minilm' if model == minilm else 'raw'}-{method}-seed{seed}"
                 pooling = None if method == "promptbert" else OWN_POOLING.get(method, "mean")
                 options = {"generator": raw} if method == "diffcse" and model == minilm else {}
-                info = train_decone(name, work, method=method, model=model, data=str(corpus), max_steps=steps,
-                                    batch_size=64, max_length=32, lr=lr, pooling=pooling, bf16=None, seed=seed,
-                                    options=options)
-                row = C.evaluate(name, info["path"], None, work, probe, eval_data)
-                row["train"] = info
+                config = dict(method=method, model=model, data=str(corpus), max_steps=steps, batch_size=64,
+                              max_length=32, lr=lr, pooling=pooling, bf16=None, seed=seed, options=options)
+
+                def build(name=name, config=config):
+                    info = train_decone(name, work, **config)
+                    return {**_eval_row(C.evaluate(name, info["path"], None, work, probe, eval_data)), "train": info}
+
+                row = records.get(name, {**config, "probe_pairs": b["probe_pairs"], "sts_tasks": b["sts_tasks"]}, build)
                 tables[table].setdefault(method, []).append(row)
     return tables
 
 
-def decoder_rows(work: Path, b: dict, shared: Path, raw: str, corpus: Path, probe, eval_data: dict) -> dict:
+def decoder_rows(work: Path, b: dict, shared: Path, raw: str, corpus: Path, probe, eval_data: dict,
+                 records: Records) -> dict:
     """decone-raw-gpt-mini raw, after ``mntp``, after ``llm2vec-simcse`` alone and after both (``llm2vec``), and
     raw-mini (an encoder of about the same size and data) raw and after SimCSE on the same budget.
 
@@ -595,30 +645,38 @@ def decoder_rows(work: Path, b: dict, shared: Path, raw: str, corpus: Path, prob
     texts = decoders._read_stsb_sentences(shared / "data/sts/STSBenchmark/sts-test.csv", 1000, seed=0)
     common = dict(data=str(corpus), max_steps=b["decoder_steps"], batch_size=64, max_length=32, lr=1e-4, bf16=None,
                   lora_r=0)
-    runs: dict[str, list[tuple[str, str | None]]] = {"gpt-mini raw (causal, mean)": [(gpt, "mean")],
-                                                     "raw-mini raw (mean)": [(raw, "mean")]}
+    # label -> [(record key, how to get its model folder and pooling)], one entry a seed (one for an untrained row)
+    runs: dict[str, list] = {"gpt-mini raw (causal, mean)": [({"model": gpt}, lambda: (gpt, "mean"))],
+                             "raw-mini raw (mean)": [({"model": raw}, lambda: (raw, "mean"))]}
     for seed in b["decoder_seeds"]:
-        chain = train_decone(f"dec-gpt-llm2vec-seed{seed}", work, method="llm2vec", model=gpt, seed=seed, **common)
-        runs.setdefault("gpt-mini + mntp", []).append((str(stages_folder(chain["path"]) / "1-mntp"), None))
-        runs.setdefault("gpt-mini + llm2vec-simcse (SimCSE alone)", []).append((train_decone(
-            f"dec-gpt-simcse-seed{seed}", work, method="llm2vec-simcse", model=gpt, seed=seed, **common)["path"], None))
-        runs.setdefault("gpt-mini + llm2vec (mntp, then SimCSE)", []).append((chain["path"], None))
-        runs.setdefault("raw-mini + simcse (same budget)", []).append((train_decone(
-            f"dec-raw-simcse-seed{seed}", work, method="simcse", model=raw, seed=seed, pooling="mean", head="none",
-            **{k: v for k, v in common.items() if k != "lora_r"})["path"], None))
+        key = {**common, "seed": seed}
+        chain = lambda seed=seed: train_decone(f"dec-gpt-llm2vec-seed{seed}", work, method="llm2vec", model=gpt, seed=seed, **common)
+        runs.setdefault("gpt-mini + mntp", []).append(
+            ({**key, "method": "llm2vec"}, lambda chain=chain: (str(stages_folder(chain()["path"]) / "1-mntp"), None)))
+        runs.setdefault("gpt-mini + llm2vec-simcse (SimCSE alone)", []).append(({**key, "method": "llm2vec-simcse"}, (
+            lambda seed=seed: (train_decone(f"dec-gpt-simcse-seed{seed}", work, method="llm2vec-simcse", model=gpt,
+                                            seed=seed, **common)["path"], None))))
+        runs.setdefault("gpt-mini + llm2vec (mntp, then SimCSE)", []).append(
+            ({**key, "method": "llm2vec"}, lambda chain=chain: (chain()["path"], None)))
+        runs.setdefault("raw-mini + simcse (same budget)", []).append(({**key, "method": "simcse", "model": raw}, (
+            lambda seed=seed: (train_decone(f"dec-raw-simcse-seed{seed}", work, method="simcse", model=raw, seed=seed,
+                                            pooling="mean", head="none",
+                                            **{k: v for k, v in common.items() if k != "lora_r"})["path"], None))))
     out = {}
-    for label, paths in runs.items():
+    for label, entries in runs.items():
         rows = []
-        for i, (path, pooling) in enumerate(paths):
+        for i, (key, folder) in enumerate(entries):
             name = f"dec {label} {i}"
-            row = C.evaluate(name, path, pooling, work, probe, eval_data)
-            if "token_cos" not in row:
+
+            def build(name=name, folder=folder):
+                path, pooling = folder()
+                row = _eval_row(C.evaluate(name, path, pooling, work, probe, eval_data))
                 enc = Encoder.load(path, pooling=pooling)
                 stats = decoders.token_anisotropy(enc.model, enc.tokenizer, texts, n_pairs=3000, seed=0, max_length=64)
-                row["token_cos"] = {k: v[-1] for k, v in stats.items()}
-                cache = work / "eval" / (name.replace(" ", "_").replace("/", "_") + ".json")
-                cache.write_text(json.dumps(row))
-            rows.append(row)
+                return {**row, "token_cos": {k: v[-1] for k, v in stats.items()}}
+
+            rows.append(records.get(name, {**key, "label": label, "probe_pairs": b["probe_pairs"],
+                                           "sts_tasks": b["sts_tasks"]}, build))
         out[label] = rows
     return out
 
@@ -649,7 +707,7 @@ def decoder_markdown(rows: dict, b: dict) -> list[str]:
     return lines + [""]
 
 
-def batch_ablation(work: Path, b: dict, raw: str, corpus: Path, figs: Path) -> list[dict]:
+def batch_ablation(work: Path, b: dict, raw: str, corpus: Path, figs: Path, records: Records) -> list[dict]:
     """SimCSE on raw-mini at each batch size of ``batch_ablation``, every run seeing ``ablation_sentences`` examples
     (steps = sentences // batch); batches above 128 go through GradCache (``mini_batch_size`` 128: exact, so memory
     does not cap the batch). The dynamics probe runs 5 times a run. Plots: STS-B dev and average cosine against batch
@@ -664,11 +722,15 @@ def batch_ablation(work: Path, b: dict, raw: str, corpus: Path, figs: Path) -> l
     rows = []
     for batch in b["batch_ablation"]:
         steps = b["ablation_sentences"] // batch
-        info = train_decone(f"batch-{batch}", work, diagnose_every=max(1, steps // 5), method="simcse", model=raw,
-                            data=str(corpus), max_steps=steps, batch_size=batch, mini_batch_size=128, pooling="mean",
-                            lr=1e-4, bf16=None, seed=42)
-        probes = [r for r in read_log(Path(info["path"]) / "train_log.jsonl") if "probe_avg_cosine" in r]
-        rows.append({"batch": batch, "steps": steps, "train": info, "probes": probes, "final": probes[-1]})
+        config = dict(diagnose_every=max(1, steps // 5), method="simcse", model=raw, data=str(corpus), max_steps=steps,
+                      batch_size=batch, mini_batch_size=128, pooling="mean", lr=1e-4, bf16=None, seed=42)
+
+        def build(batch=batch, steps=steps, config=config):
+            info = train_decone(f"batch-{batch}", work, **config)
+            probes = [r for r in read_log(Path(info["path"]) / "train_log.jsonl") if "probe_avg_cosine" in r]
+            return {"batch": batch, "steps": steps, "train": info, "probes": probes, "final": probes[-1]}
+
+        rows.append(records.get(f"batch-{batch}", config, build))
     fig, (a, c) = plt.subplots(1, 2, figsize=(11, 4))
     xs = [r["batch"] for r in rows]
     a.plot(xs, [r["final"]["probe_dev_spearman"] for r in rows], marker="o")
@@ -819,6 +881,44 @@ def loaded(rows: list[dict]) -> str:
             "on an idle machine by `benchmarks/train_throughput.py` (docs/performance.md).")
 
 
+PIECES = [  # (records folder under results/, what RESULTS.md calls it)
+    ("main_table", "main table (every row and seed: training + evaluation)"),
+    ("head_to_head", "head to head (every method, model and seed)"),
+    ("decoders", "decoders (LLM2Vec's steps)"),
+    ("batch_size", "batch-size ablation"),
+    ("full_budget", "full budget (one epoch each + evaluating what it kept)"),
+    ("sweep", "decone sweep"),
+    ("fewshot_scl", "SCL few-shot on raw-mini"),
+    ("setfit", "few-shot against SetFit (runs.jsonl)"),
+]
+
+
+def cost_markdown(out: Path) -> list[str]:
+    """What each piece cost to build, summed from its committed records, with the machines that built it: the
+    section between ``<!-- costs:begin/end -->``, regenerated by every invocation."""
+    lines = ["| piece | records | wall time | built on |", "|---|---|---|---|"]
+    for folder, what in PIECES:
+        path = out / "results" / folder
+        seconds, machines, n = 0.0, set(), 0
+        if folder == "setfit":
+            runs = path / "runs.jsonl"
+            for line in (runs.read_text().splitlines() if runs.exists() else []):
+                if line.strip():
+                    n, seconds = n + 1, seconds + json.loads(line).get("wall_s", 0)
+            machines.add("see its summary")
+        else:
+            for rec_path in sorted(path.glob("*.json")) if path.is_dir() else []:
+                rec = json.loads(rec_path.read_text())
+                n += 1
+                seconds += rec.get("build_s") or 0
+                if rec.get("machine"):
+                    machines.add(f"{rec['machine']} (native bf16: {rec.get('bf16')})")
+        lines.append(f"| {what} | {n} | " + (f"{seconds / 60:.1f} min" if n else "—") + " | "
+                     + ("; ".join(sorted(machines)) if n else "not yet recorded: built before records were kept; "
+                        "the next full invocation records it") + " |")
+    return lines
+
+
 def main_markdown(rows: list[dict], b: dict, quick: bool) -> list[str]:
     """RESULTS.md's main table (mean ± std over the budget's seeds), the papers' rows and the targets with their
     seed verdicts: what ``--only main`` replaces between the ``<!-- main:begin/end -->`` markers."""
@@ -913,7 +1013,7 @@ def main_markdown(rows: list[dict], b: dict, quick: bool) -> list[str]:
     return lines + ["", f"![STS vs anisotropy]({r}/sts_vs_anisotropy.png)"]
 
 
-def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_dir: Path, fewshot_dir: Path, quick: bool,
+def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_md: str, fewshot_md: str, quick: bool,
                    invocations: int = 1, h2h: dict | None = None, dec: dict | None = None,
                    batches: list | None = None, setfit: list[str] | None = None, shared: Path | None = None,
                    full_budget: list[str] | None = None) -> None:
@@ -931,6 +1031,10 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
         + (f" (summed over the {invocations} invocations that built results/work; later ones reused cached pieces)."
            if invocations > 1 else "."), "",
         "<!-- main:begin -->", *main_markdown(rows, b, quick), "<!-- main:end -->", ""]
+    costs = ["## What each piece cost", "", "Summed from each piece's committed records in `results/<piece>/`: the "
+             "wall time of building them (training, evaluation, plots) on the machines named. A rerun reuses every "
+             "record whose settings still match, so regenerating RESULTS.md from a fresh checkout costs minutes.", "",
+             "<!-- costs:begin -->", *cost_markdown(path.parent), "<!-- costs:end -->", ""]
     r = "results/quick" if quick else "results"
     by = {row["label"]: row for row in rows}
     if h2h:
@@ -947,16 +1051,16 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_di
     lines += [
               "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
               "## Sweep: simcse on raw-mini", ""]
-    if (sweep_dir / "sweep.md").exists():
-        lines += (sweep_dir / "sweep.md").read_text().splitlines()[2:]
+    lines += sweep_md.splitlines()[2:]
     lines += ["", f"![temperature]({r}/sweep_temperature.png)", f"![pooling]({r}/sweep_pooling.png)",
               f"![STS vs anisotropy over the sweep]({r}/sweep_sts_vs_anisotropy.png)", "",
               "## Supervised contrastive fine-tuning, SST-2 few-shot", ""]
-    if (fewshot_dir / "results.md").exists():
-        lines += [l for l in (fewshot_dir / "results.md").read_text().splitlines() if not l.startswith("# ")]
+    lines += [line for line in fewshot_md.splitlines() if not line.startswith("# ")]
     lines += ["", f"![SCL accuracy vs shots]({r}/scl_accuracy_vs_shots.png)", ""]
     if setfit:
         lines += ["<!-- setfit:begin -->", *setfit, "<!-- setfit:end -->", ""]
+    if not quick:
+        lines += costs
     text = "\n".join(lines) + "\n"
     path.write_text(portable(text, shared, path.parent) if shared else text)
     log(f"wrote {path}")
