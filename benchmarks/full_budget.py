@@ -110,17 +110,40 @@ def train(name: str, b: dict, shared: Path, work: Path) -> dict:
     return info
 
 
-def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_data: dict) -> dict:
-    """Train (or reuse) run ``name``, evaluate every kept encoder and the best dev checkpoint; write the record."""
+def stopped(name: str, b: dict, shared: Path, work: Path) -> dict:
+    """What a run stopped before the epoch's end left (``--partial``): the encoders kept so far and its best STS-B dev
+    checkpoint. The learning rate follows the whole epoch's schedule, so each kept point is the one the whole run has."""
+    from decone.methods import get_method
+
+    corpus = corpus_file(shared, b["sentences"], work)
+    config = settings(name, b, shared, corpus)
+    run = work / "full_budget" / name
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    dev = [r for r in log if "eval_spearman" in r]
+    if not dev:
+        sys.exit(f"{run}: no STS-B dev evaluation yet: nothing to record")
+    best = max(dev, key=lambda r: r["eval_spearman"])
+    batch = get_method(config["method"]).defaults.get("batch_size", 64)
+    kept = sorted(int(p.name) for p in (work / "full_budget" / f"{name}.kept").iterdir() if p.name.isdigit())
+    return {"config": config, "batch": batch, "kept": kept, "resumed": True, "complete": False,
+            "sentences": sum(1 for _ in corpus.open(encoding="utf-8")), "stopped_at": max(r["step"] for r in log) * batch,
+            "summary": {"best_step": best["step"], "best_eval_spearman": best["eval_spearman"]}}
+
+
+def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_data: dict, partial: bool = False) -> dict:
+    """Train (or reuse) run ``name``, evaluate every kept encoder and the best dev checkpoint; write the record.
+    ``partial``: record what a run stopped early left instead (marked incomplete; a later full run replaces it)."""
     path = out / "results" / ("work-quick/full_budget" if b["sentences"] else "full_budget") / f"{name}.json"
     corpus = corpus_file(shared, b["sentences"], work)
     config = settings(name, b, shared, corpus)
     key = json.loads(json.dumps({**config, "data": Path(config["data"]).name, "model": "decone-raw-mini",
                                  "eval_data": "STSBenchmark/sts-dev.csv", "marks": list(b["marks"]),
                                  "sts_tasks": b["sts_tasks"], "probe_pairs": b["probe_pairs"]}))
-    if path.exists() and json.loads(path.read_text()).get("key") == key:
-        return json.loads(path.read_text())
-    info = train(name, b, shared, work)
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("key") == key and (old.get("complete", True) or partial):
+            return old
+    info = stopped(name, b, shared, work) if partial else train(name, b, shared, work)
     t_eval = time.perf_counter()
     wanted = ("sts", "sts_avg", "words_avg", "avg_cosine", "isoscore", "alignment", "uniformity")
     points = []
@@ -136,7 +159,8 @@ def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_
            "build_s": round((info["wall_s"] if not info["resumed"] else 0) + time.perf_counter() - t_eval, 1),
            "best_step": info["summary"]["best_step"], "best_dev": info["summary"]["best_eval_spearman"],
            "dev_curve": [[r["step"] * info["batch"], r["eval_spearman"]] for r in log if "eval_spearman" in r],
-           "points": points, "best": {k: best[k] for k in wanted if k in best}}
+           "points": points, "best": {k: best[k] for k in wanted if k in best},
+           "complete": info.get("complete", True), "stopped_at": info.get("stopped_at")}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec, indent=1) + "\n")
     return rec
@@ -167,8 +191,9 @@ def baselines(shared: Path, work: Path, probe, eval_data: dict) -> dict:
 
 def markdown(records: dict, white: dict, base: dict, b: dict, figure: str) -> list[str]:
     """RESULTS.md's section: STS avg at each budget, the kept dev checkpoint, whitening on the best, and the verdict."""
-    for r in records.values():
-        assert [p["sentences"] for p in r["points"][:-1]] == list(b["marks"]), r["run"]
+    for r in records.values():  # a complete run: every mark, then the epoch's end; a stopped one: the marks it reached
+        at = [p["sentences"] for p in r["points"]]
+        assert at[:-1] == list(b["marks"]) if r.get("complete", True) else at == list(b["marks"])[:len(at)], r["run"]
     marks = list(b["marks"])  # multiples of every run's batch: each run's points but the last are at these counts
     head = "| method | " + " | ".join(f"{m:,}" for m in marks) + " | epoch end | best dev step (STS-B dev) | " \
         "STS avg there | words avg | avg cos | IsoScore | train wall |"
@@ -177,7 +202,9 @@ def markdown(records: dict, white: dict, base: dict, b: dict, figure: str) -> li
         sts = [p["sts_avg"] for p in r["points"]]
         peak = max(sts)
         cells = [f"**{s:.2f}**" if s == peak else f"{s:.2f}" for s in sts]
-        wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s") else "(resumed)"
+        if not r.get("complete", True):  # stopped early: the marks it did not reach, and where it stopped
+            cells += ["—"] * (len(b["marks"]) - len(sts)) + [f"stopped at {r['stopped_at']:,}"]
+        wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s") else "(resumed)" if r.get("complete", True) else "—"
         lines.append(f"| {LABELS[name]} (batch {r['batch']}) | " + " | ".join(cells) +
                      f" | {r['best_step']} ({r['best_dev']:.2f}) | {r['best']['sts_avg']:.2f} | "
                      f"{r['best']['words_avg']:.2f} | {r['best']['avg_cosine']:.3f} | {r['best']['isoscore']:.3f} | {wall} |")
@@ -196,7 +223,10 @@ def markdown(records: dict, white: dict, base: dict, b: dict, figure: str) -> li
     for name, r in records.items():
         sts = [p["sts_avg"] for p in r["points"]]
         at = r["points"][sts.index(max(sts))]["sentences"]
-        said.append(f"{LABELS[name]} peaks at {max(sts):.2f} after {at:,} sentences and ends the epoch at {sts[-1]:.2f}.")
+        said.append(f"{LABELS[name]} peaks at {max(sts):.2f} after {at:,} sentences and "
+                    + (f"ends the epoch at {sts[-1]:.2f}." if r.get("complete", True) else
+                       f"was stopped at {r['stopped_at']:,} of {r['sentences']:,} sentences (out of time on this "
+                       "machine; its best-dev columns are of the part it ran)."))
     return ["One seed (42) a run: a single full-budget run each, so small differences between methods are not "
             "claims (compare them with the seed spread of the head-to-head above).", "",
             *lines, "", "STS avg (Spearman x100, SentEval \"all\", 7 tasks) of the encoder kept after that many "
@@ -232,7 +262,7 @@ def plot(records: dict, white: dict, base: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def piece(quick: bool, out: Path, figs: Path, runs=None) -> list[str] | None:
+def piece(quick: bool, out: Path, figs: Path, runs=None, partial=()) -> list[str] | None:
     """Run (or reuse) the piece; RESULTS.md's section, or None when ``runs`` names only some runs (a side-by-side
     invocation: it trains and records them, the one without ``runs`` assembles)."""
     from decone.diagnostics.dynamics import DynamicsCallback, default_probe
@@ -244,7 +274,8 @@ def piece(quick: bool, out: Path, figs: Path, runs=None) -> list[str] | None:
     sentences, pairs = default_probe(b["probe_pairs"], 0)
     probe = DynamicsCallback(0, sentences, pairs, plot=False)
     eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
-    records = {name: record(name, b, shared, work, out, probe, eval_data) for name in (runs or RUNS)}
+    records = {name: record(name, b, shared, work, out, probe, eval_data, partial=name in partial)
+               for name in (runs or RUNS)}
     if runs:
         return None
     base = baselines(shared, work, probe, eval_data)
@@ -256,11 +287,13 @@ def piece(quick: bool, out: Path, figs: Path, runs=None) -> list[str] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="append", choices=list(RUNS), help="train and record only this run (repeatable)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run on 1,920 sentences")
+    parser.add_argument("--partial", action="append", choices=list(RUNS), default=[],
+                        help="record what this run, stopped before the epoch's end, left (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run on 3,200 sentences")
     parser.add_argument("--output", default=str(ROOT), help="repository root to write results/ under")
     args = parser.parse_args()
     out = Path(args.output)
-    lines = piece(args.quick, out, out / ("results/quick" if args.quick else "results"), args.run)
+    lines = piece(args.quick, out, out / ("results/quick" if args.quick else "results"), args.run, args.partial)
     if lines:
         print("\n".join(lines))
 

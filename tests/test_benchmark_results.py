@@ -132,3 +132,18 @@ def test_full_budget_records_are_portable(tmp_path):
         text = path.read_text()
         assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, path
         json.loads(text)
+
+
+def test_a_run_stopped_before_the_epochs_end_shows_the_marks_it_reached_and_where_it_stopped():
+    fb = _module("full_budget")
+    b = {**fb.budget(quick=True), "marks": (1_600, 3_200)}
+    done = _fb_record("simcse", 64, [50.0, 55.0], 55.5, 70.0)
+    done["points"] = [{"step": 25, "sentences": 1_600, "sts_avg": 50.0}, {"step": 50, "sentences": 3_200, "sts_avg": 52.0},
+                      {"step": 60, "sentences": 3_840, "sts_avg": 55.0}]
+    stopped = {**_fb_record("mirror", 200, [45.0], 46.0, 65.0), "complete": False, "stopped_at": 2_400, "sentences": 3_840}
+    stopped["points"] = stopped["points"][:1]
+    base = {"raw": {"sts_avg": 42.0}, "whitened": {"sts_avg": 58.0}}
+    text = "\n".join(fb.markdown({"simcse": done, "mirror": stopped}, {"run": "simcse", "sts_avg": 60.0, "avg_cosine": 0.0},
+                                 base, b, "x.png"))
+    assert "| mirror (batch 200) | **45.00** | — | stopped at 2,400 | 10 (65.00) | 46.00 |" in text
+    assert "mirror peaks at 45.00 after 1,600 sentences and was stopped at 2,400 of 3,840 sentences" in text
