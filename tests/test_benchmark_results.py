@@ -147,3 +147,24 @@ def test_a_run_stopped_before_the_epochs_end_shows_the_marks_it_reached_and_wher
                                  base, b, "x.png"))
     assert "| mirror (batch 200) | **45.00** | — | stopped at 2,400 | 10 (65.00) | 46.00 |" in text
     assert "mirror peaks at 45.00 after 1,600 sentences and was stopped at 2,400 of 3,840 sentences" in text
+
+
+def test_records_reuse_a_value_while_its_settings_match_and_store_no_machine_paths(tmp_path):
+    r = _module("results")
+    shared, out = tmp_path / "shared", tmp_path / "repo"
+    records = r.Records("piece", out, shared, quick=False)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"path": str(out / "results/work/run"), "score": 1.5}
+
+    key = {"model": str(shared / "models/raw"), "steps": 10}
+    assert records.get("run a", key, build) == {"path": "./results/work/run", "score": 1.5}
+    assert records.get("run a", key, build) == {"path": "./results/work/run", "score": 1.5} and len(calls) == 1
+    stored = (out / "results/piece/run_a.json").read_text()
+    assert str(tmp_path) not in stored and json.loads(stored)["key"] == {"model": "../shared/models/raw", "steps": 10}
+    assert "build_s" in json.loads(stored) and "machine" in json.loads(stored)
+    records.get("run a", {**key, "steps": 20}, build)  # a changed setting rebuilds that record
+    assert len(calls) == 2
+    assert r.Records("piece", out, shared, quick=True).folder == out / "results/work-quick/piece"
