@@ -19,6 +19,7 @@ import gzip
 import json
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -99,6 +100,8 @@ def train(name: str, b: dict, shared: Path, work: Path) -> dict:
     n = sum(1 for _ in corpus.open(encoding="utf-8"))
     keep = sorted({m // batch for m in b["marks"] if m < n})  # and the run's last step
     resume = (out / "checkpoint").exists()
+    if not resume:  # a fresh run (e.g. after a setting changed): what an earlier run kept is not this run's
+        shutil.rmtree(work / "full_budget" / f"{name}.kept", ignore_errors=True)
     C.log(f"full budget: {name}, one epoch in batches of {batch} ({n:,} sentences){' (resuming)' if resume else ''}")
     t0 = time.perf_counter()
     summary = fit(TrainConfig(output=str(out), overwrite=not resume, resume=resume, **config),
@@ -124,15 +127,21 @@ def stopped(name: str, b: dict, shared: Path, work: Path) -> dict:
         sys.exit(f"{run}: no STS-B dev evaluation yet: nothing to record")
     best = max(dev, key=lambda r: r["eval_spearman"])
     batch = get_method(config["method"]).defaults.get("batch_size", 64)
-    kept = sorted(int(p.name) for p in (work / "full_budget" / f"{name}.kept").iterdir() if p.name.isdigit())
+    folder = work / "full_budget" / f"{name}.kept"
+    kept = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+    if not kept:
+        sys.exit(f"{folder}: the run kept no encoder yet (first at {b['marks'][0]:,} sentences): nothing to record")
     return {"config": config, "batch": batch, "kept": kept, "resumed": True, "complete": False,
             "sentences": sum(1 for _ in corpus.open(encoding="utf-8")), "stopped_at": max(r["step"] for r in log) * batch,
             "summary": {"best_step": best["step"], "best_eval_spearman": best["eval_spearman"]}}
 
 
-def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_data: dict, partial: bool = False) -> dict:
+def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_data: dict, partial: bool = False,
+           accept_incomplete: bool = True) -> dict:
     """Train (or reuse) run ``name``, evaluate every kept encoder and the best dev checkpoint; write the record.
-    ``partial``: record what a run stopped early left instead (marked incomplete; a later full run replaces it)."""
+    ``partial``: record what a run stopped early left instead (marked incomplete; always redone, the run may have
+    gone further). A committed incomplete record is reused only with ``accept_incomplete`` (not when the run is asked
+    for by name: then it is trained to the epoch's end)."""
     path = out / "results" / ("work-quick/full_budget" if b["sentences"] else "full_budget") / f"{name}.json"
     corpus = corpus_file(shared, b["sentences"], work)
     config = settings(name, b, shared, corpus)
@@ -141,7 +150,7 @@ def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_
                                  "sts_tasks": b["sts_tasks"], "probe_pairs": b["probe_pairs"]}))
     if path.exists():
         old = json.loads(path.read_text())
-        if old.get("key") == key and (old.get("complete", True) or partial):
+        if old.get("key") == key and not partial and (old.get("complete", True) or accept_incomplete):
             return old
     info = stopped(name, b, shared, work) if partial else train(name, b, shared, work)
     t_eval = time.perf_counter()
@@ -170,9 +179,11 @@ def whitened_best(records: dict, b: dict, shared: Path, work: Path, out: Path, p
     """BERT-whitening (fitted on STS-B train sentences) on the best run's kept checkpoint, the best by STS-B dev."""
     name = max(records, key=lambda r: records[r]["best_dev"])
     path = out / "results" / ("work-quick/full_budget" if b["sentences"] else "full_budget") / "whitened.json"
-    key = {"of": name, "run_key": records[name]["key"]}
+    key = {"of": name, "run_key": records[name]["key"], **{k: records[name].get(k) for k in (
+        "complete", "best_step", "stopped_at")}}
     if path.exists() and json.loads(path.read_text()).get("key") == key:
         return json.loads(path.read_text())
+    shutil.rmtree(work / "full_budget" / f"{name}.whitened", ignore_errors=True)  # fitted on another checkpoint
     folder = C.whitened(str(work / "full_budget" / name), None, work / "full_budget" / f"{name}.whitened", shared)
     row = C.evaluate(f"full_budget {name} best dev + whitening", str(folder), None, work, probe, eval_data)
     rec = {"key": key, "run": name, **{k: row[k] for k in ("sts", "sts_avg", "words_avg", "avg_cosine", "isoscore",
@@ -195,7 +206,7 @@ def markdown(records: dict, white: dict, base: dict, b: dict, figure: str) -> li
         at = [p["sentences"] for p in r["points"]]
         assert at[:-1] == list(b["marks"]) if r.get("complete", True) else at == list(b["marks"])[:len(at)], r["run"]
     marks = list(b["marks"])  # multiples of every run's batch: each run's points but the last are at these counts
-    head = "| method | " + " | ".join(f"{m:,}" for m in marks) + " | epoch end | best dev step (STS-B dev) | " \
+    head = "| method | " + " | ".join(f"{m:,}" for m in marks) + " | epoch end | best STS-B dev (at sentences) | " \
         "STS avg there | words avg | avg cos | IsoScore | train wall |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in records.items():
@@ -206,7 +217,7 @@ def markdown(records: dict, white: dict, base: dict, b: dict, figure: str) -> li
             cells += ["—"] * (len(b["marks"]) - len(sts)) + [f"stopped at {r['stopped_at']:,}"]
         wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s") else "(resumed)" if r.get("complete", True) else "—"
         lines.append(f"| {LABELS[name]} (batch {r['batch']}) | " + " | ".join(cells) +
-                     f" | {r['best_step']} ({r['best_dev']:.2f}) | {r['best']['sts_avg']:.2f} | "
+                     f" | {r['best_dev']:.2f} ({r['best_step'] * r['batch']:,}) | {r['best']['sts_avg']:.2f} | "
                      f"{r['best']['words_avg']:.2f} | {r['best']['avg_cosine']:.3f} | {r['best']['isoscore']:.3f} | {wall} |")
     best = max(records.values(), key=lambda r: r["best"]["sts_avg"])
     w = base["whitened"]["sts_avg"]
@@ -230,7 +241,7 @@ def markdown(records: dict, white: dict, base: dict, b: dict, figure: str) -> li
     return ["One seed (42) a run: a single full-budget run each, so small differences between methods are not "
             "claims (compare them with the seed spread of the head-to-head above).", "",
             *lines, "", "STS avg (Spearman x100, SentEval \"all\", 7 tasks) of the encoder kept after that many "
-            "sentences; *best dev step*: the checkpoint with the best STS-B dev Spearman (evaluated every "
+            "sentences; *best STS-B dev*: the checkpoint with the best STS-B dev Spearman (evaluated every "
             f"{b['dev_every']:,} sentences), which the run's model folder keeps, as SimCSE does.", "",
             " ".join(said), "", f"![STS against sentences seen]({figure})"]
 
@@ -248,7 +259,7 @@ def plot(records: dict, white: dict, base: dict, path: Path) -> None:
     ax.axhline(base["whitened"]["sts_avg"], color="k", ls="--", lw=1, label="raw mean + whitening (no training)")
     ax.axhline(base["raw"]["sts_avg"], color="grey", ls=":", lw=1, label="raw mean pooling")
     best = records[white["run"]]
-    ax.scatter([best["points"][-1]["sentences"]], [white["sts_avg"]], marker="*", s=140, color="k", zorder=5,
+    ax.scatter([best["best_step"] * best["batch"]], [white["sts_avg"]], marker="*", s=140, color="k", zorder=5,
                label=f"best ({LABELS[white['run']]}) + whitening")
     ax.set_xscale("log")
     ax.set_xlabel("sentences seen (one epoch = the whole corpus)")
@@ -274,8 +285,8 @@ def piece(quick: bool, out: Path, figs: Path, runs=None, partial=()) -> list[str
     sentences, pairs = default_probe(b["probe_pairs"], 0)
     probe = DynamicsCallback(0, sentences, pairs, plot=False)
     eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
-    records = {name: record(name, b, shared, work, out, probe, eval_data, partial=name in partial)
-               for name in (runs or RUNS)}
+    records = {name: record(name, b, shared, work, out, probe, eval_data, partial=name in partial,
+                            accept_incomplete=not runs) for name in (runs or RUNS)}
     if runs:
         return None
     base = baselines(shared, work, probe, eval_data)

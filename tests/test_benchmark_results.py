@@ -114,7 +114,7 @@ def test_full_budget_section_says_whether_training_beat_whitening():
     base = {"raw": {"sts_avg": 42.0}, "whitened": {"sts_avg": 58.0}}
     white = {"run": "simcse", "sts_avg": 60.0, "avg_cosine": 0.004}
     text = "\n".join(fb.markdown(records, white, base, b, "results/full_budget.png"))
-    assert "| simcse (batch 64) | 50.00 | **55.00** | 10 (70.00) | 55.50 |" in text
+    assert "| simcse (batch 64) | 50.00 | **55.00** | 70.00 (640) | 55.50 |" in text
     assert "no contrastive run beats training-free whitening (best: simcse 55.50 vs 58.00)" in text
     assert "Whitening on top of the best run by STS-B dev (simcse): 60.00 (+4.50" in text
     records["simcse"]["best"]["sts_avg"] = 59.0
@@ -145,7 +145,7 @@ def test_a_run_stopped_before_the_epochs_end_shows_the_marks_it_reached_and_wher
     base = {"raw": {"sts_avg": 42.0}, "whitened": {"sts_avg": 58.0}}
     text = "\n".join(fb.markdown({"simcse": done, "mirror": stopped}, {"run": "simcse", "sts_avg": 60.0, "avg_cosine": 0.0},
                                  base, b, "x.png"))
-    assert "| mirror (batch 200) | **45.00** | — | stopped at 2,400 | 10 (65.00) | 46.00 |" in text
+    assert "| mirror (batch 200) | **45.00** | — | stopped at 2,400 | 65.00 (2,000) | 46.00 |" in text
     assert "mirror peaks at 45.00 after 1,600 sentences and was stopped at 2,400 of 3,840 sentences" in text
 
 
