@@ -977,7 +977,9 @@ def main_markdown(rows: list[dict], b: dict, quick: bool) -> list[str]:
     ]
     for r in rows:
         t = r.get("train", {})
-        lines.append(f"| {r['label']} | " + " | ".join(fmt(r['sts'].get(c)) for c in STS_COLUMNS)
+        fewer = f" (seed{'s' if len(r['seeds']) > 1 else ''} {', '.join(map(str, r['seeds']))} so far)" if t and \
+            r.get("seeds") and sorted(r["seeds"]) != sorted(seeds) else ""
+        lines.append(f"| {r['label']}{fewer} | " + " | ".join(fmt(r['sts'].get(c)) for c in STS_COLUMNS)
                      + f" | **{pm(r, 'sts_avg')}** | {pm(r, 'words_avg')} | {pm(r, 'avg_cosine', 3)} | {fmt(r.get('isoscore'), 3)}"
                      f" | {fmt(r.get('alignment'), 3)} | {fmt(r.get('uniformity'), 3)} | {fmt(t.get('wall_s'), 0)} | {fmt(t.get('sentences_per_s'), 0)} |")
     lines += ["", "Quoted from the papers (BERT-base, 110M parameters, trained on GPUs; different models, **not run here**):", "",

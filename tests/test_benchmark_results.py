@@ -168,3 +168,14 @@ def test_records_reuse_a_value_while_its_settings_match_and_store_no_machine_pat
     records.get("run a", {**key, "steps": 20}, build)  # a changed setting rebuilds that record
     assert len(calls) == 2
     assert r.Records("piece", out, shared, quick=True).folder == out / "results/work-quick/piece"
+
+
+def test_a_row_with_fewer_seeds_than_the_budget_says_which_it_has():
+    r = _module("results")
+    rows = _rows(r, [46.0, 46.5, 47.0], [44.0, 44.2, 44.4])
+    rows[2] = r.aggregate("raw-mini + sentence-transformers MNRL [s, s] (peer)", [_rec("p", 42, 44.0, wall=20.0)])
+    lines = r.main_markdown(rows, r.budget(False), quick=False)
+    assert any(line.startswith("| raw-mini + sentence-transformers MNRL [s, s] (peer) (seed 42 so far) |") for line in lines)
+    assert any(line.startswith("| raw-mini + decone simcse | ") for line in lines)
+    target = next(line for line in lines if line.startswith("* decone simcse vs the peer"))
+    assert "one seed: no spread to judge" in target
