@@ -252,7 +252,7 @@ def headline_markdown(rows: list[dict], b: dict) -> list[str]:
         said.append("Training-free BERT-whitening (fitted on STS-B train sentences) "
                     + ("still beats every contrastive run above." if not beaten else
                        f"is beaten by {len(beaten)} of the contrastive runs above."))
-    return lines + ["", " ".join(said)]
+    return lines + ["", " ".join(said) + loaded([r for r, _ in picked])]
 
 
 def corpus_sentences(shared: Path, n: int, out: Path, seed: int = 0) -> Path:
