@@ -491,7 +491,12 @@ def main() -> None:
                         help="build only that piece and replace its section (between its <!-- NAME:begin/end --> "
                              "markers) in RESULTS.md, and for main and setfit the README's; readme: regenerate the "
                              "README's headline from RESULTS.md as it stands; the rest is left as it is")
+    parser.add_argument("--seeds", help="with --only main: build the records of these seeds only (e.g. 44, beside "
+                                         "another invocation building 42,43) and leave RESULTS.md alone; a last "
+                                         "--only main without it assembles the table")
     args = parser.parse_args()
+    if args.seeds and args.only != "main":
+        parser.error("--seeds goes with --only main")
     import importlib.util
 
     if args.only in (None, "setfit") and importlib.util.find_spec("setfit") is None:
@@ -531,6 +536,13 @@ def main() -> None:
             from decone.evaluate import sts, words
 
             eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
+            if args.seeds:  # records only: another invocation assembles the table from every seed's records
+                seeds = [int(x) for x in args.seeds.split(",")]
+                if not set(seeds) <= set(b["seeds"]):
+                    parser.error(f"--seeds {args.seeds}: the budget's seeds are {b['seeds']}")
+                main_table({**b, "seeds": seeds}, args.quick, shared, raw, minilm, work, out, probe, eval_data)
+                log(f"built the main table's records of seeds {args.seeds}")
+                return
             rows = main_table(b, args.quick, shared, raw, minilm, work, out, probe, eval_data)
             plot_rows(rows, figs / "sts_vs_anisotropy.png")
             if (work / "simcse-seed42" / "dynamics.png").exists():
