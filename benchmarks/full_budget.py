@@ -200,6 +200,33 @@ def baselines(shared: Path, work: Path, probe, eval_data: dict) -> dict:
             "whitened": C.evaluate("raw-mini mean + whitening", str(white), None, work, probe, eval_data)}
 
 
+def verdict(records: dict, white: dict, base: dict) -> list[str]:
+    """The piece in sentences: whitening against the runs that finished the epoch, whitening on the best run, and
+    where each run peaked."""
+    w = base["whitened"]["sts_avg"]
+    said = [f"At 0 sentences (raw mean pooling) STS avg is {base['raw']['sts_avg']:.2f}; training-free BERT-whitening "
+            f"of it is {w:.2f}."]
+    whole = {n: r for n, r in records.items() if r.get("complete", True)}
+    if whole:
+        best = max(whole.values(), key=lambda r: r["best"]["sts_avg"])
+        beat = [LABELS[n] for n, r in whole.items() if r["best"]["sts_avg"] > w]
+        said.append(("With the whole epoch, " + ", ".join(beat) + " beat" + ("s" if len(beat) == 1 else "") +
+                     f" training-free whitening (best: {LABELS[best['run']]} {best['best']['sts_avg']:.2f})." if beat else
+                     f"Even with the whole epoch, no contrastive run beats training-free whitening (best: "
+                     f"{LABELS[best['run']]} {best['best']['sts_avg']:.2f} vs {w:.2f})."))
+    said.append(f"Whitening on top of the best run by STS-B dev ({LABELS[white['run']]}): {white['sts_avg']:.2f} "
+                f"({white['sts_avg'] - records[white['run']]['best']['sts_avg']:+.2f}; avg cos "
+                f"{white['avg_cosine']:.3f}).")
+    for name, r in records.items():
+        sts = [p["sts_avg"] for p in r["points"]]
+        at = r["points"][sts.index(max(sts))]["sentences"]
+        said.append(f"{LABELS[name]} peaks at {max(sts):.2f} after {at:,} sentences and "
+                    + (f"ends the epoch at {sts[-1]:.2f}." if r.get("complete", True) else
+                       f"was stopped at {r['stopped_at']:,} of {r['sentences']:,} sentences (out of time on this "
+                       "machine; its best-dev columns are of the part it ran)."))
+    return said
+
+
 def markdown(records: dict, white: dict, base: dict, b: dict, figure: str) -> list[str]:
     """RESULTS.md's section: STS avg at each budget, the kept dev checkpoint, whitening on the best, and the verdict."""
     for r in records.values():  # a complete run: every mark, then the epoch's end; a stopped one: the marks it reached
@@ -219,25 +246,7 @@ def markdown(records: dict, white: dict, base: dict, b: dict, figure: str) -> li
         lines.append(f"| {LABELS[name]} (batch {r['batch']}) | " + " | ".join(cells) +
                      f" | {r['best_dev']:.2f} ({r['best_step'] * r['batch']:,}) | {r['best']['sts_avg']:.2f} | "
                      f"{r['best']['words_avg']:.2f} | {r['best']['avg_cosine']:.3f} | {r['best']['isoscore']:.3f} | {wall} |")
-    best = max(records.values(), key=lambda r: r["best"]["sts_avg"])
-    w = base["whitened"]["sts_avg"]
-    said = [f"At 0 sentences (raw mean pooling) STS avg is {base['raw']['sts_avg']:.2f}; training-free BERT-whitening "
-            f"of it is {w:.2f}."]
-    beat = [LABELS[n] for n, r in records.items() if r["best"]["sts_avg"] > w]
-    said.append(("With the whole epoch, " + ", ".join(beat) + " beat" + ("s" if len(beat) == 1 else "") +
-                 f" training-free whitening (best: {LABELS[best['run']]} {best['best']['sts_avg']:.2f})." if beat else
-                 f"Even with the whole epoch, no contrastive run beats training-free whitening (best: "
-                 f"{LABELS[best['run']]} {best['best']['sts_avg']:.2f} vs {w:.2f})."))
-    said.append(f"Whitening on top of the best run by STS-B dev ({LABELS[white['run']]}): {white['sts_avg']:.2f} "
-                f"({white['sts_avg'] - records[white['run']]['best']['sts_avg']:+.2f}; avg cos "
-                f"{white['avg_cosine']:.3f}).")
-    for name, r in records.items():
-        sts = [p["sts_avg"] for p in r["points"]]
-        at = r["points"][sts.index(max(sts))]["sentences"]
-        said.append(f"{LABELS[name]} peaks at {max(sts):.2f} after {at:,} sentences and "
-                    + (f"ends the epoch at {sts[-1]:.2f}." if r.get("complete", True) else
-                       f"was stopped at {r['stopped_at']:,} of {r['sentences']:,} sentences (out of time on this "
-                       "machine; its best-dev columns are of the part it ran)."))
+    said = verdict(records, white, base)
     return ["One seed (42) a run: a single full-budget run each, so small differences between methods are not "
             "claims (compare them with the seed spread of the head-to-head above).", "",
             *lines, "", "STS avg (Spearman x100, SentEval \"all\", 7 tasks) of the encoder kept after that many "
@@ -273,9 +282,9 @@ def plot(records: dict, white: dict, base: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def piece(quick: bool, out: Path, figs: Path, runs=None, partial=()) -> list[str] | None:
-    """Run (or reuse) the piece; RESULTS.md's section, or None when ``runs`` names only some runs (a side-by-side
-    invocation: it trains and records them, the one without ``runs`` assembles)."""
+def piece(quick: bool, out: Path, figs: Path, runs=None, partial=()) -> tuple[list[str], list[str]] | None:
+    """Run (or reuse) the piece; (RESULTS.md's section, the README's lines), or None when ``runs`` names only some
+    runs (a side-by-side invocation: it trains and records them, the one without ``runs`` assembles)."""
     from decone.diagnostics.dynamics import DynamicsCallback, default_probe
     from decone.evaluate import sts, words
 
@@ -292,7 +301,10 @@ def piece(quick: bool, out: Path, figs: Path, runs=None, partial=()) -> list[str
     base = baselines(shared, work, probe, eval_data)
     white = whitened_best(records, b, shared, work, out, probe, eval_data)
     plot(records, white, base, figs / "full_budget.png")
-    return markdown(records, white, base, b, ("results/quick" if quick else "results") + "/full_budget.png")
+    figure = ("results/quick" if quick else "results") + "/full_budget.png"
+    return (markdown(records, white, base, b, figure),
+            [" ".join(verdict(records, white, base)) + " Details: RESULTS.md's full-budget section.", "",
+             f"![STS against sentences seen]({figure})"])
 
 
 def main() -> None:
@@ -304,9 +316,9 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT), help="repository root to write results/ under")
     args = parser.parse_args()
     out = Path(args.output)
-    lines = piece(args.quick, out, out / ("results/quick" if args.quick else "results"), args.run, args.partial)
-    if lines:
-        print("\n".join(lines))
+    built = piece(args.quick, out, out / ("results/quick" if args.quick else "results"), args.run, args.partial)
+    if built:
+        print("\n".join(built[0]))
 
 
 if __name__ == "__main__":

@@ -551,7 +551,9 @@ def main() -> None:
                 [] if args.quick else [(out / "README.md", "headline", headline_markdown(rows, b)),
                                        (out / "README.md", "sts", sts_readme(rows))])
         else:
-            pieces = [(target, "full-budget", _full_budget_module().piece(args.quick, out, figs))]
+            section, readme_lines = _full_budget_module().piece(args.quick, out, figs)
+            pieces = [(target, "full-budget", section)] + ([] if args.quick else [(out / "README.md", "full-budget",
+                                                                                   readme_lines)])
         extra = [] if args.quick else [(target, "costs", cost_markdown(out)), (target, "generated", [generated_line(
             f" --only {args.only}", time.perf_counter() - t_start)])]
         for path, name, lines in pieces + extra:
@@ -603,7 +605,7 @@ def main() -> None:
         fewshot_args, "SCL few-shot on SST-2", fewshot_dir / "results.md"))["markdown"]
 
     setfit_section, setfit_readme = setfit_piece(b, args.quick, out, figs)
-    full_budget = _full_budget_module().piece(args.quick, out, figs)
+    full_budget, full_budget_readme = _full_budget_module().piece(args.quick, out, figs)
 
     for src, dst in [(work / "simcse-seed42" / "dynamics.png", "dynamics_simcse.png"),
                      (sweep_dir / "sweep_temperature.png", "sweep_temperature.png"),
@@ -627,6 +629,7 @@ def main() -> None:
         splice(readme, "setfit", setfit_readme)
         splice(readme, "headline", headline_markdown(rows, b))
         splice(readme, "sts", sts_readme(rows))
+        splice(readme, "full-budget", full_budget_readme)
     log(f"done in {total / 60:.1f} min")
 
 
