@@ -220,6 +220,11 @@ def verdict(records: dict, white: dict, base: dict) -> list[str]:
     for name, r in records.items():
         sts = [p["sts_avg"] for p in r["points"]]
         at = r["points"][sts.index(max(sts))]["sentences"]
+        if r.get("complete", True) and at == r["points"][-1]["sentences"]:
+            said.append(f"{LABELS[name]} is still rising at the epoch's end ({sts[-1]:.2f}; STS-B dev best at the last "
+                        "evaluation too)." if r["best_step"] * r["batch"] >= r["sentences"] else
+                        f"{LABELS[name]} is highest at the epoch's end ({sts[-1]:.2f}).")
+            continue
         said.append(f"{LABELS[name]} peaks at {max(sts):.2f} after {at:,} sentences and "
                     + (f"ends the epoch at {sts[-1]:.2f}." if r.get("complete", True) else
                        f"was stopped at {r['stopped_at']:,} of {r['sentences']:,} sentences (out of time on this "
@@ -244,14 +249,17 @@ def markdown(records: dict, white: dict, base: dict, b: dict, figure: str) -> li
             cells += ["—"] * (len(b["marks"]) - len(sts)) + [f"stopped at {r['stopped_at']:,}"]
         wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s") else "(resumed)" if r.get("complete", True) else "—"
         lines.append(f"| {LABELS[name]} (batch {r['batch']}) | " + " | ".join(cells) +
-                     f" | {r['best_dev']:.2f} ({r['best_step'] * r['batch']:,}) | {r['best']['sts_avg']:.2f} | "
+                     f" | {r['best_dev']:.2f} ({min(r['best_step'] * r['batch'], r['sentences']):,}) | "
+                     f"{r['best']['sts_avg']:.2f} | "
                      f"{r['best']['words_avg']:.2f} | {r['best']['avg_cosine']:.3f} | {r['best']['isoscore']:.3f} | {wall} |")
     said = verdict(records, white, base)
     return ["One seed (42) a run: a single full-budget run each, so small differences between methods are not "
             "claims (compare them with the seed spread of the head-to-head above).", "",
             *lines, "", "STS avg (Spearman x100, SentEval \"all\", 7 tasks) of the encoder kept after that many "
             "sentences; *best STS-B dev*: the checkpoint with the best STS-B dev Spearman (evaluated every "
-            f"{b['dev_every']:,} sentences), which the run's model folder keeps, as SimCSE does.", "",
+            f"{b['dev_every']:,} sentences), which the run's model folder keeps, as SimCSE does. *train wall*: "
+            "one thread a run, side by side with other runs on the machine named in the cost table: an upper bound, "
+            "not a speed figure (those are in docs/performance.md).", "",
             " ".join(said), "", f"![STS against sentences seen]({figure})"]
 
 

@@ -1077,7 +1077,7 @@ def generated_line(command: str, seconds: float, invocations: int = 1) -> str:
             f"Last updated by `python benchmarks/results.py{command}` (that section and the cost table; the others "
             "are from earlier invocations, each naming the machines that built it)")
     return (f"{what} on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {cpu}, "
-            f"{torch.get_num_threads()} threads, native bf16: {has_bf16_cpu()}, torch {torch.__version__}, Python "
+            f"{torch.get_num_threads()} thread(s), native bf16: {has_bf16_cpu()}, torch {torch.__version__}, Python "
             f"{platform.python_version()}; {seconds / 60:.1f} min"
             + (f" (summed over the {invocations} invocations that built results/work)." if invocations > 1 else ".")
             + " What each piece cost to build: the last section.")
@@ -1093,8 +1093,10 @@ def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_md
         "<!-- generated:end -->", "",
         "<!-- main:begin -->", *main_markdown(rows, b, quick), "<!-- main:end -->", ""]
     costs = ["## What each piece cost", "", "Summed from each piece's committed records in `results/<piece>/`: the "
-             "wall time of building them (training, evaluation, plots) on the machines named. A rerun reuses every "
-             "record whose settings still match, so regenerating RESULTS.md from a fresh checkout costs minutes.", "",
+             "wall time of building them (training, evaluation, plots) on the machines named; records built side by "
+             "side overlap in time and slow each other, so a sum is what the piece cost, not how long it took alone. "
+             "A rerun reuses every record whose settings still match, so regenerating RESULTS.md from a fresh "
+             "checkout costs minutes.", "",
              "<!-- costs:begin -->", *cost_markdown(path.parent), "<!-- costs:end -->", ""]
     r = "results/quick" if quick else "results"
     by = {row["label"]: row for row in rows}
