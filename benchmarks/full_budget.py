@@ -282,7 +282,7 @@ def plot(records: dict, white: dict, base: dict, path: Path) -> None:
     ax.set_xlabel("sentences seen (one epoch = the whole corpus)")
     ax.set_ylabel("STS avg (Spearman x100)")
     ax.set_title("decone-raw-mini: STS against training budget")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
