@@ -1014,9 +1014,9 @@ def main_markdown(rows: list[dict], b: dict, quick: bool) -> list[str]:
         deltas = [a["per_seed"][s] - b_["per_seed"][s] for s in common]
         verdict = C.seed_verdict(deltas, a.get("sts_avg_std", 0), b_.get("sts_avg_std", 0))
         wins = sum(d > 0 for d in deltas)
-        return {"n/a": "one seed: no spread to judge", "inside": f"{wins}/{len(deltas)} seeds, **inside the seed spread**",
-                "better": f"{wins}/{len(deltas)} seeds, **outside the seed spread**",
-                "worse": f"{wins}/{len(deltas)} seeds, **outside the seed spread** (worse)"}[verdict]
+        return {"n/a": "one seed: no spread to judge", "inside": f"wins {wins}/{len(deltas)} seeds, **inside the seed spread**",
+                "better": f"wins {wins}/{len(deltas)} seeds, **outside the seed spread**",
+                "worse": f"wins {wins}/{len(deltas)} seeds, **outside the seed spread** (worse)"}[verdict]
 
     lines += ["", "## Targets", ""]
     if simcse and peer:

@@ -55,10 +55,10 @@ def test_main_table_targets_state_the_seed_verdict_of_each_comparison():
     simcse_row = next(line for line in lines if line.startswith("| raw-mini + decone simcse |"))
     assert "**46.50 ± 0.50**" in simcse_row
     target = next(line for line in lines if line.startswith("* decone simcse vs the peer"))
-    assert "(+2.30, 3/3 seeds, **outside the seed spread**; target ≥ +1.0: **met**)" in target
+    assert "(+2.30, wins 3/3 seeds, **outside the seed spread**; target ≥ +1.0: **met**)" in target
     lines = r.main_markdown(_rows(r, [46.0, 44.0, 47.0], [44.0, 45.0, 44.4]), r.budget(False), quick=False)
     target = next(line for line in lines if line.startswith("* decone simcse vs the peer"))
-    assert "2/3 seeds, **inside the seed spread**" in target
+    assert "wins 2/3 seeds, **inside the seed spread**" in target
 
 
 def test_readme_headline_reads_mean_and_std_back_from_results_md():
