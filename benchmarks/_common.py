@@ -355,3 +355,23 @@ def whitened(model: str, pooling: str | None, out: Path, shared_folder: Path) ->
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def corpus_sample(shared_folder: Path, n: int | None, path: Path, seed: int = 0) -> Path:
+    """``n`` sentences of 4-40 words drawn with ``seed`` from the whole shared corpus (None: all of them, shuffled),
+    one a line, written once to ``path`` (atomically: side-by-side invocations each write their own temporary file).
+
+    A seeded sample, not the first lines: the file is ordered by source (Brown first, 1960s news).
+    """
+    import gzip
+    import random
+
+    if not path.exists():
+        with gzip.open(shared_folder / "data/corpus/public_sentences.txt.gz", "rt", encoding="utf-8") as f:
+            pool = [line.strip() for line in f if 4 <= len(line.split()) <= 40]
+        picked = random.Random(seed).sample(pool, len(pool) if n is None else n)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text("\n".join(picked) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    return path

@@ -15,10 +15,7 @@ runs this piece too. The runs take tens of minutes each on a laptop CPU; they ar
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import os
-import random
 import shutil
 import sys
 import time
@@ -49,17 +46,14 @@ def budget(quick: bool) -> dict:
 
 def corpus_file(shared: Path, n: int | None, work: Path, seed: int = 0) -> Path:
     """Every 4-40-word line of the shared corpus (``n``: a seeded sample of that many), shuffled with ``seed``."""
-    path = work / f"corpus_{'all' if n is None else n}_4-40_seed{seed}.txt"
-    if not path.exists():
-        with gzip.open(shared / "data/corpus/public_sentences.txt.gz", "rt", encoding="utf-8") as f:
-            pool = [line.strip() for line in f if 4 <= len(line.split()) <= 40]
-        rng = random.Random(seed)
-        picked = rng.sample(pool, n) if n is not None else rng.sample(pool, len(pool))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # side-by-side invocations each write their own
-        tmp.write_text("\n".join(picked) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    return path
+    return C.corpus_sample(shared, n, work / f"corpus_{'all' if n is None else n}_4-40_seed{seed}.txt", seed)
+
+
+def batch_of(method: str) -> int:
+    """The batch size a run trains with: its method's default."""
+    from decone.methods import get_method
+
+    return get_method(method).defaults.get("batch_size", 64)
 
 
 class KeepAt:
@@ -76,9 +70,7 @@ class KeepAt:
 
 def settings(name: str, b: dict, shared: Path, corpus: Path) -> dict:
     """The TrainConfig fields of run ``name`` (the record's key: a changed setting retrains)."""
-    from decone.methods import get_method
-
-    batch = get_method(RUNS[name]["method"]).defaults.get("batch_size", 64)
+    batch = batch_of(RUNS[name]["method"])
     return dict(model=str(shared / "models/decone-raw-mini"), data=str(corpus), pooling="mean", lr=1e-4, seed=42,
                 epochs=1, eval_data=str(shared / "data/sts/STSBenchmark/sts-dev.csv"),
                 eval_every=max(1, b["dev_every"] // batch), save_every=max(1, 20_000 // batch), bf16=None,
@@ -87,7 +79,6 @@ def settings(name: str, b: dict, shared: Path, corpus: Path) -> dict:
 
 def train(name: str, b: dict, shared: Path, work: Path) -> dict:
     """Train run ``name`` (continuing an interrupted one); -> its training summary and the steps it kept."""
-    from decone.methods import get_method
     from decone.train import TrainConfig, fit
 
     corpus = corpus_file(shared, b["sentences"], work)
@@ -96,7 +87,7 @@ def train(name: str, b: dict, shared: Path, work: Path) -> dict:
     done = out / "full_budget_train.json"
     if done.exists() and json.loads(done.read_text())["config"] == json.loads(json.dumps(config)):
         return json.loads(done.read_text())
-    batch = get_method(config["method"]).defaults.get("batch_size", 64)
+    batch = batch_of(config["method"])
     n = sum(1 for _ in corpus.open(encoding="utf-8"))
     keep = sorted({m // batch for m in b["marks"] if m < n})  # and the run's last step
     resume = (out / "checkpoint").exists()
@@ -116,8 +107,6 @@ def train(name: str, b: dict, shared: Path, work: Path) -> dict:
 def stopped(name: str, b: dict, shared: Path, work: Path) -> dict:
     """What a run stopped before the epoch's end left (``--partial``): the encoders kept so far and its best STS-B dev
     checkpoint. The learning rate follows the whole epoch's schedule, so each kept point is the one the whole run has."""
-    from decone.methods import get_method
-
     corpus = corpus_file(shared, b["sentences"], work)
     config = settings(name, b, shared, corpus)
     run = work / "full_budget" / name
@@ -126,7 +115,7 @@ def stopped(name: str, b: dict, shared: Path, work: Path) -> dict:
     if not dev:
         sys.exit(f"{run}: no STS-B dev evaluation yet: nothing to record")
     best = max(dev, key=lambda r: r["eval_spearman"])
-    batch = get_method(config["method"]).defaults.get("batch_size", 64)
+    batch = batch_of(config["method"])
     folder = work / "full_budget" / f"{name}.kept"
     kept = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
     if not kept:

@@ -29,7 +29,6 @@ RESULTS.md sums what each piece cost to build, on which machine.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -80,8 +79,7 @@ def budget(quick: bool) -> dict:
                 + [["--tasks", "TREC", "--shots", "16", "--noise", "0", "--seeds", "5"]])
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+log = C.log
 
 
 def _minilm() -> list[Path]:
@@ -256,19 +254,8 @@ def headline_markdown(rows: list[dict], b: dict) -> list[str]:
 
 
 def corpus_sentences(shared: Path, n: int, out: Path, seed: int = 0) -> Path:
-    """``n`` sentences of 4-40 words drawn with a fixed seed from the whole shared corpus, one a line.
-
-    A seeded sample, not the first ``n`` lines: the file is ordered by source (Brown first), and the first lines are
-    1960s news only.
-    """
-    import random
-
-    path = out / f"corpus_{n}_seed{seed}.txt"
-    if not path.exists():
-        with gzip.open(shared / "data/corpus/public_sentences.txt.gz", "rt", encoding="utf-8") as f:
-            pool = [line.strip() for line in f if 4 <= len(line.split()) <= 40]
-        path.write_text("\n".join(random.Random(seed).sample(pool, n)) + "\n", encoding="utf-8")
-    return path
+    """``n`` corpus sentences of 4-40 words drawn with ``seed`` (:func:`_common.corpus_sample`)."""
+    return C.corpus_sample(shared, n, out / f"corpus_{n}_seed{seed}.txt", seed)
 
 
 def _cached(meta: Path, marker: Path, settings: dict) -> dict | None:
