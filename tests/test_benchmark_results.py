@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -126,13 +127,16 @@ def test_full_budget_section_says_whether_training_beat_whitening():
         fb.markdown(records, white, base, b, "x.png")
 
 
-def test_full_budget_records_are_portable(tmp_path):
-    """The committed records hold no machine paths (a fresh checkout reads them)."""
-    folder = BENCH.parent / "results" / "full_budget"
-    for path in folder.glob("*.json") if folder.is_dir() else []:
+def test_committed_records_are_portable_and_in_the_one_records_layout():
+    """Every committed record (every piece's folder under results/) holds no machine paths (a fresh checkout reads
+    them) and has the layout of the one record mechanism, ``_common.Records``."""
+    folders = [p for p in (BENCH.parent / "results").iterdir() if p.is_dir() and not p.name.startswith("work")]
+    for path in (f for folder in folders for f in folder.glob("*.json")):
+        if path.parent.name == "setfit":  # runs.jsonl's summary, not a record
+            continue
         text = path.read_text()
-        assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, path
-        json.loads(text)
+        assert not re.search(r'"/(work|home|tmp|root|usr|opt)/', text), path  # an absolute path in a string
+        assert set(json.loads(text)) == {"key", "value", "build_s", "machine", "bf16"}, path
 
 
 def test_a_run_stopped_before_the_epochs_end_shows_the_marks_it_reached_and_where_it_stopped():
@@ -169,6 +173,13 @@ def test_records_reuse_a_value_while_its_settings_match_and_store_no_machine_pat
     records.get("run a", {**key, "steps": 20}, build)  # a changed setting rebuilds that record
     assert len(calls) == 2
     assert r.Records("piece", out, shared, quick=True).folder == out / "results/work-quick/piece"
+    # reuse: a record whose key matches is still rebuilt where the predicate refuses it (a run recorded while stopped)
+    stopped = records.record("run b", key, lambda: {"complete": False})
+    assert stopped["value"] == {"complete": False} and stopped["key"] == {"model": "../shared/models/raw", "steps": 10}
+    whole = records.record("run b", key, lambda: {"complete": True}, reuse=lambda rec: rec["value"]["complete"])
+    assert whole["value"] == {"complete": True}
+    assert records.record("run b", key, build, reuse=lambda rec: rec["value"]["complete"]) == whole
+    assert [rec["value"] for rec in records.all()] == [{"path": "./results/work/run", "score": 1.5}, {"complete": True}]
 
 
 def test_a_row_with_fewer_seeds_than_the_budget_says_which_it_has():
