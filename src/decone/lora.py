@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -68,6 +69,24 @@ def check_settings(r: int | None, alpha: float | None, dropout: float, flag=lamb
         raise ConfigError(f"{flag('lora_alpha')} must be > 0, got {alpha}")
     if not 0 <= dropout < 1:
         raise ConfigError(f"{flag('lora_dropout')} must be in [0, 1), got {dropout}")
+
+
+@dataclass
+class LoRAOptions:
+    """The LoRA settings of a method that trains through adapters (``--set lora_r=8`` ...), LLM2Vec's values as
+    defaults: a method's own options dataclass inherits them, so every such method spells them alike."""
+
+    lora_r: int = 16  #: LoRA rank; 0 trains every weight
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.05
+    lora_targets: str = ""  #: comma-separated module names; "" = the family's default (decone.lora)
+
+    def validate(self) -> None:
+        check_settings(self.lora_r, self.lora_alpha, self.lora_dropout)
+
+    def attach_to(self, encoder) -> str | None:
+        """:func:`attach` with these settings: LoRA on ``encoder.model``; the note to print, or None."""
+        return attach(encoder, self.lora_r, self.lora_alpha, self.lora_targets or None, self.lora_dropout)
 
 
 def is_lora(model: nn.Module) -> bool:

@@ -189,3 +189,26 @@ def test_an_adapter_loaded_model_cannot_be_saved_as_a_new_adapter(tmp_path):
                         max_steps=1, batch_size=8, max_length=16, pooling="mean", head="none", bf16=False, lora_r=4,
                         lora_save="adapter"))
     assert not (tmp_path / "again").exists()
+
+
+def test_every_method_that_trains_through_lora_takes_the_same_lora_settings():
+    """mntp and llm2vec-simcse inherit one LoRAOptions: the same names, defaults and checks (a bad value names its
+    --set flag), and attach_to puts the adapter on with those settings."""
+    from dataclasses import fields
+
+    from decone.errors import ConfigError
+    from types import SimpleNamespace
+
+    from decone.methods import get_method
+
+    shared = {f.name: f.default for f in fields(lora.LoRAOptions)}
+    for name in ("mntp", "llm2vec-simcse"):
+        options = get_method(name).options
+        assert issubclass(options, lora.LoRAOptions)
+        assert {f.name: f.default for f in fields(options) if f.name in shared} == shared
+        with pytest.raises(ConfigError, match="--set lora_dropout"):
+            options(lora_dropout=1.0).validate()
+    encoder = SimpleNamespace(model=tiny_decoder("gpt2"))  # attach reads and replaces encoder.model only
+    note = lora.LoRAOptions(lora_r=2, lora_alpha=4.0).attach_to(encoder)
+    assert "LoRA r=2 alpha=4" in note and lora.is_lora(encoder.model)
+    assert lora.LoRAOptions(lora_r=2).attach_to(encoder) is None  # already adapted: nothing more

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Callable
 
 from decone.augment import ViewFn
@@ -92,13 +92,19 @@ for _name in sorted((m.name for m in pkgutil.iter_modules(__path__)), key=lambda
     importlib.import_module(f"{__name__}.{_name}")
 
 
+def _own_first(options) -> list[tuple[str, Any]]:
+    """An options instance's (name, value) pairs, the method's own settings before those it inherits (LoRA's)."""
+    inherited = {f.name for base in type(options).__mro__[1:] if is_dataclass(base) for f in fields(base)}
+    return sorted(asdict(options).items(), key=lambda kv: kv[0] in inherited)
+
+
 def method_table() -> str:
     """The README's method table, generated from the registry (a test keeps the README equal to it)."""
     rows = ["| method | data | pooling | head | T | lr | batch | max len | own settings (`--set`) | paper |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for m in METHODS.values():
         d = m.defaults
-        own = ", ".join(f"{k} {v!r}" if isinstance(v, str) else f"{k} {v}" for k, v in asdict(m.options()).items()) \
+        own = ", ".join(f"{k} {v!r}" if isinstance(v, str) else f"{k} {v}" for k, v in _own_first(m.options())) \
             if m.options else ""
         if m.stages:
             own = "stages: " + " → ".join(f"`{s}`" for s in m.stages) + " (each stage's defaults and settings)"

@@ -15,8 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from decone import augment
-from decone.lora import attach
-from decone.lora import check_settings as check_lora_settings
+from decone.lora import LoRAOptions
 from decone.decoders import enable_bidirectional, ensure_pad_token, is_decoder_config, set_attention_dropout
 from decone.errors import ConfigError
 from decone.methods import Method, register
@@ -24,20 +23,16 @@ from decone.objectives import InfoNCE
 
 
 @dataclass
-class LLM2VecOptions:
-    """The decoder-side settings of LLM2Vec's SimCSE step (``--set NAME=VALUE``)."""
+class LLM2VecOptions(LoRAOptions):
+    """The decoder-side settings of LLM2Vec's SimCSE step (``--set NAME=VALUE``); LoRA's from :class:`LoRAOptions`."""
 
     attention_dropout: float = 0.3  #: LLM2Vec's simcse_dropout: the only dropout a Llama-family decoder has
     bidirectional: bool = True
-    lora_r: int = 16  #: 0 trains every weight
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.05
-    lora_targets: str = ""  #: comma-separated module names; "" = the family's default (decone.lora)
 
     def validate(self) -> None:
         if not 0 <= self.attention_dropout < 1:
             raise ConfigError(f"--set attention_dropout must be in [0, 1), got {self.attention_dropout}")
-        check_lora_settings(self.lora_r, self.lora_alpha, self.lora_dropout)
+        super().validate()
 
 
 class DecoderInfoNCE(InfoNCE):
@@ -53,7 +48,7 @@ class DecoderInfoNCE(InfoNCE):
             raise ConfigError(f"llm2vec-simcse: {encoder.model.config.model_type!r} is not a decoder (use simcse for encoders)")
         notes = [ensure_pad_token(encoder.tokenizer, encoder.model.config)]
         set_attention_dropout(encoder.model, opts.attention_dropout)
-        notes.append(attach(encoder, opts.lora_r, opts.lora_alpha, opts.lora_targets or None, opts.lora_dropout))
+        notes.append(opts.attach_to(encoder))
         if opts.bidirectional:
             enable_bidirectional(encoder.model)
         for note in notes:

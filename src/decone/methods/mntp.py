@@ -26,8 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from decone import augment
-from decone.lora import attach, is_lora
-from decone.lora import check_settings as check_lora_settings
+from decone.lora import LoRAOptions, is_lora
 from decone.decoders import bidirectional, enable_bidirectional, ensure_pad_token, is_decoder_config, load_lm_head
 from decone.errors import ConfigError
 from decone.methods import Method, register
@@ -37,16 +36,12 @@ ADDED_MASK = "<mask>"
 
 
 @dataclass
-class MNTPOptions:
-    """MNTP's own settings (``--set NAME=VALUE``), LLM2Vec's values as defaults."""
+class MNTPOptions(LoRAOptions):
+    """MNTP's own settings (``--set NAME=VALUE``), LLM2Vec's values as defaults; LoRA's from :class:`LoRAOptions`."""
 
     mask_ratio: float = 0.2  #: share of the real tokens (first excluded) chosen for prediction
     replace_ratio: float = 0.8  #: of those, the share replaced by the mask token; half the rest random, half kept
     mask_token: str = ""  #: "" = the tokenizer's mask token, else add <mask>; or an existing token, e.g. "_"
-    lora_r: int = 16  #: LoRA rank; 0 trains every weight
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.05
-    lora_targets: str = ""  #: comma-separated module names; "" = the family's default (decone.lora)
     train_head: bool = True  #: train an untied LM head (Llama, Mistral), as LLM2Vec does
 
     def validate(self) -> None:
@@ -54,7 +49,7 @@ class MNTPOptions:
             raise ConfigError(f"--set mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if not 0 <= self.replace_ratio <= 1:
             raise ConfigError(f"--set replace_ratio must be in [0, 1], got {self.replace_ratio}")
-        check_lora_settings(self.lora_r, self.lora_alpha, self.lora_dropout)
+        super().validate()
 
 
 def choose_masked(input_ids: Tensor, attention_mask: Tensor, ratio: float, special_ids: set[int] | None = None,
@@ -141,7 +136,7 @@ class MNTP(Objective):
                 self.lm_head.weight[rows:] = weight.mean(dim=0)  # an added mask token: the mean row
             self.lm_head.weight.requires_grad_(opts.train_head)
             self.lm_head.to(hf.get_input_embeddings().weight.device)
-        self._note(attach(encoder, opts.lora_r, opts.lora_alpha, opts.lora_targets or None, opts.lora_dropout))
+        self._note(opts.attach_to(encoder))
         hf = encoder.model
         enable_bidirectional(hf)
 
