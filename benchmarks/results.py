@@ -1037,7 +1037,7 @@ def main() -> None:
         parser.error("--seeds goes with --only main")
     import importlib.util
 
-    if args.only in (None, "setfit") and importlib.util.find_spec("setfit") is None:
+    if "setfit" in ([args.only] if args.only else names) and importlib.util.find_spec("setfit") is None:
         sys.exit("results.py compares against SetFit: pip install --no-deps setfit evaluate")
     out = Path(args.output)
     ctx = Context(args.quick, out)
