@@ -300,6 +300,30 @@ def plain_words(summary: list[dict]) -> list[str]:
             + ", ".join(f"{LABELS[s]} {w:.1f} s" for s, w in walls.items()) + "."]
 
 
+GRID = {"tasks": ("SST-2", "TREC"), "shots": (8, 16, 64), "noise": (0.0, 0.2, 0.4), "seeds": 5}  # the whole study
+
+
+def coverage(summary: list[dict], grid: dict = GRID) -> str:
+    """One sentence: which settings of the whole study (``GRID``) have every system on every seed, and which are
+    missing or partial, so a table that lacks a setting says so instead of leaving it to the reader."""
+    have = {}
+    for r in summary:
+        have.setdefault((r["task"], r["shots"], round(r["noise"], 6)), {})[r["system"]] = r["n"]
+    cells = [(t, s, p) for t in grid["tasks"] for s in grid["shots"] for p in grid["noise"]]
+    whole = [c for c in cells if all(have.get((c[0], c[1], round(c[2], 6)), {}).get(x, 0) >= grid["seeds"]
+                                     for x in SYSTEMS)]
+    rest = [c for c in cells if c not in whole]
+    if not rest:
+        return f"Every setting of the study ({len(cells)}) has all {len(SYSTEMS)} systems on {grid['seeds']} seeds."
+
+    def name(c):
+        got = have.get((c[0], c[1], round(c[2], 6)))
+        return f"{c[0]} {c[1]}-shot noise {c[2]:g}" + (" (partial)" if got else "")
+    return (f"{len(whole)} of the study's {len(cells)} settings ({'/'.join(grid['tasks'])} x "
+            f"{'/'.join(map(str, grid['shots']))} shots x noise {'/'.join(f'{p:g}' for p in grid['noise'])}) have all "
+            f"{len(SYSTEMS)} systems on {grid['seeds']} seeds; not yet run: " + ", ".join(name(c) for c in rest) + ".")
+
+
 def plot(summary: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -353,7 +377,7 @@ def report(rows: list[dict], out: Path, a) -> list[dict]:
             f"temperature 0.3. SetFit {_version('setfit')}: "
             + ("its defaults (oversampling)" if a.setfit_iterations is None else f"num_iterations={a.setfit_iterations}")
             + ".", ""]
-    text = head + markdown(summary) + [""] + plain_words(summary) + [""]
+    text = head + markdown(summary) + [""] + plain_words(summary) + ["", coverage(summary), ""]
     (out / "summary.md").write_text("\n".join(text))
     (out / "summary.json").write_text(json.dumps({"intro": head[2:-1], "summary": summary}, indent=1) + "\n")
     plot(summary, out / "accuracy_vs_shots.png")

@@ -129,7 +129,7 @@ def setfit_piece(b: dict, quick: bool, out: Path, figs: Path) -> tuple[list[str]
         shutil.copy(folder / "accuracy_vs_shots.png", figs / "setfit_accuracy_vs_shots.png")
     r = "results/quick" if quick else "results"
     commands = "; ".join(f"`python benchmarks/fewshot_vs_setfit.py {' '.join(args)}`" for args in b["setfit"])
-    words = mod.plain_words(summary)
+    words = [*mod.plain_words(summary), "", mod.coverage(summary)]
     section = ["## Few-shot classification against SetFit (all-MiniLM-L6-v2)", "",
                f"{commands} (every run kept in `{'results/work-quick/setfit' if quick else 'results/setfit'}/runs.jsonl`, "
                "the sampled shots of every setting in its `samples/`). " + " ".join(data["intro"]), "",

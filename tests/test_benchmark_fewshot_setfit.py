@@ -130,3 +130,18 @@ def test_readme_headline_is_generated_from_the_results_table(tmp_path):
     text = lines[-1]
     assert "+1.00 STS points with the head and +3.00 like for like" in text and "0.50x its wall time" in text
     assert "`mirror` gains 50% of SimCSE's gain" in text and "still beats every contrastive run above" in text
+
+
+def test_coverage_names_the_settings_of_the_study_that_are_missing_or_partial():
+    m = _module()
+    grid = {"tasks": ("SST-2",), "shots": (8, 64), "noise": (0.0, 0.2), "seeds": 2}
+    summary = [{"task": "SST-2", "shots": 8, "noise": 0.0, "system": s, "n": 2} for s in m.SYSTEMS]
+    summary += [{"task": "SST-2", "shots": 8, "noise": 0.2, "system": s, "n": 1 if s == "setfit" else 2}
+                for s in m.SYSTEMS]
+    said = m.coverage(summary, grid)
+    assert said.startswith("1 of the study's 4 settings")
+    assert "SST-2 8-shot noise 0.2 (partial)" in said and "SST-2 64-shot noise 0," in said
+    assert "SST-2 64-shot noise 0.2." in said and "SST-2 8-shot noise 0," not in said
+    summary += [{**r, "shots": 64} for r in summary[:4]] + [{**r, "shots": 64, "noise": 0.2} for r in summary[:4]]
+    summary[4]["n"] = 2
+    assert m.coverage(summary, grid) == "Every setting of the study (4) has all 4 systems on 2 seeds."
