@@ -429,7 +429,7 @@ class Records:
         path, key = self.path(name), portable_obj(key, self.shared, self.out)
         if path.exists():
             rec = json.loads(path.read_text())
-            if rec.get("key") == key and (reuse is None or reuse(rec)):
+            if rec.get("key") == key and "value" in rec and (reuse is None or reuse(rec)):  # an older layout: rebuilt
                 return rec
         t0 = time.perf_counter()
         value = portable_obj(build(), self.shared, self.out)

@@ -130,7 +130,8 @@ def record(name: str, b: dict, shared: Path, work: Path, out: Path, probe, eval_
     """Train (or reuse) run ``name``, evaluate every kept encoder and the best dev checkpoint; write the record.
     ``partial``: record what a run stopped early left instead (marked incomplete; always redone, the run may have
     gone further). A committed incomplete record is reused only with ``accept_incomplete`` (not when the run is asked
-    for by name: then it is trained to the epoch's end)."""
+    for by name: then it is trained to the epoch's end). The record's ``build_s`` is what building it took in this
+    invocation: training included where it trained, evaluation only where the run had finished before."""
     corpus = corpus_file(shared, b["sentences"], work)
     config = settings(name, b, shared, corpus)
     key = {**config, "data": Path(config["data"]).name, "model": "decone-raw-mini",

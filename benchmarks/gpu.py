@@ -19,7 +19,6 @@ Without a CUDA device it says so in one line and exits 2 (``--plan`` still print
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile

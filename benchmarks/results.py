@@ -93,6 +93,8 @@ def splice(path: Path, name: str, lines: list[str]) -> bool:
     """Replace what stands between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``; False where the
     markers are missing (the file is left alone)."""
     begin, end = f"<!-- {name}:begin -->\n", f"<!-- {name}:end -->"
+    while lines and lines[-1] == "":  # no blank line before the end marker, as write_markdown writes it
+        lines = lines[:-1]
     text = path.read_text() if path.exists() else ""
     if begin not in text or end not in text.split(begin, 1)[1]:
         return False
@@ -862,6 +864,8 @@ def write_markdown(path: Path, sections: list[tuple[str, list[str]]], total: flo
              "<!-- generated:begin -->", generated_line(" --quick" if quick else "", total, invocations),
              "<!-- generated:end -->", ""]
     for name, body in sections:
+        while body and body[-1] == "":
+            body = body[:-1]
         lines += [f"<!-- {name}:begin -->", *body, f"<!-- {name}:end -->", ""]
     if not quick:
         lines += ["## What each piece cost", "", "Summed from each piece's committed records in `results/<piece>/`: "
@@ -918,8 +922,18 @@ class Context:
 
     @functools.cached_property
     def rows(self) -> list[dict]:
+        """The main table's rows: trains what its records lack."""
         return main_table(self.b, self.quick, self.shared, self.raw, self.minilm, self.work, self.out, self.probe,
                           self.eval_data)
+
+    @functools.cached_property
+    def untrained_rows(self) -> list[dict]:
+        """The main table's rows without training (raw poolings, whitening, MiniLM as shipped): evaluation only, so a
+        piece that needs them as baselines never trains main-table rows beside another invocation that does."""
+        if "rows" in self.__dict__:
+            return [r for r in self.rows if "train" not in r]
+        return main_table({**self.b, "seeds": []}, self.quick, self.shared, self.raw, self.minilm, self.work, self.out,
+                          self.probe, self.eval_data)
 
 
 # Each piece: what it writes, as (file, marker, lines): RESULTS.md's section between <!-- marker:begin/end --> and,
@@ -938,7 +952,7 @@ def piece_main(ctx: Context) -> list[tuple[Path, str, list[str]]]:
 def piece_head_to_head(ctx: Context) -> list[tuple[Path, str, list[str]]]:
     h2h = head_to_head(ctx.work, ctx.b, ctx.raw, ctx.minilm, ctx.corpus, ctx.probe, ctx.eval_data,
                        ctx.records("head_to_head"))
-    by = {row["label"]: row for row in ctx.rows}
+    by = {row["label"]: row for row in ctx.untrained_rows}
     baselines = {"raw-mini": [(k, by[k]) for k in ("raw-mini mean", "raw-mini [CLS] (cls_before_pooler)") if k in by],
                  "all-MiniLM-L6-v2": [(k, by[k]) for k in ("all-MiniLM-L6-v2 as shipped",) if k in by]}
     return [(ctx.target, "head-to-head", head_to_head_markdown(h2h, ctx.b, baselines))]

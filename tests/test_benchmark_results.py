@@ -180,6 +180,9 @@ def test_records_reuse_a_value_while_its_settings_match_and_store_no_machine_pat
     assert whole["value"] == {"complete": True}
     assert records.record("run b", key, build, reuse=lambda rec: rec["value"]["complete"]) == whole
     assert [rec["value"] for rec in records.all()] == [{"path": "./results/work/run", "score": 1.5}, {"complete": True}]
+    # a file of an older layout (no "value") under the same key is rebuilt, not read as a record
+    records.path("run c").write_text(json.dumps({"key": {"model": "../shared/models/raw", "steps": 10}, "score": 1.0}))
+    assert records.get("run c", key, lambda: {"score": 2.0}) == {"score": 2.0}
 
 
 def test_a_row_with_fewer_seeds_than_the_budget_says_which_it_has():
