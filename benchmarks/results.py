@@ -528,77 +528,56 @@ def decoder_markdown(rows: dict, b: dict) -> list[str]:
     return lines + [""]
 
 
+def batch_args(b: dict, raw: str, corpus: Path, folder: Path) -> list[str]:
+    """The batch-size ablation as one ``decone sweep``: simcse on raw-mini at each batch of ``batch_ablation``, every
+    run seeing ``ablation_sentences`` examples (``--sentences``: steps = sentences // batch), batches above 128
+    through GradCache (``mini_batch_size`` 128: exact, so memory does not cap the batch), probed 5 times a run
+    (``--dynamics``)."""
+    return ["sweep", "simcse", "--model", raw, "--data", str(corpus),
+            "--grid", "batch_size=" + ",".join(map(str, b["batch_ablation"])), "--sentences", str(b["ablation_sentences"]),
+            "--dynamics", "5", "--seed", "42", "--probe-pairs", str(b["probe_pairs"]), "--set", "mini_batch_size=128",
+            "--set", "pooling=mean", "--set", "lr=0.0001", "--output", str(folder)]
+
+
 def batch_ablation(work: Path, b: dict, raw: str, corpus: Path, figs: Path, records: Records) -> list[dict]:
-    """SimCSE on raw-mini at each batch size of ``batch_ablation``, every run seeing ``ablation_sentences`` examples
-    (steps = sentences // batch); batches above 128 go through GradCache (``mini_batch_size`` 128: exact, so memory
-    does not cap the batch). The dynamics probe runs 5 times a run. Plots: STS-B dev and average cosine against batch
-    size, and the dynamics of the smallest and largest batch against sentences seen, on one figure."""
-    import matplotlib
+    """The batch-size ablation (:func:`batch_args`), recorded; -> its sweep rows (one a batch size, with dynamics).
+    Plots, drawn from the rows by ``decone sweep``'s own plotting: STS-B dev, average cosine and IsoScore against
+    batch size (``batch_size.png``), and the learning dynamics of the smallest and largest batch against examples
+    seen, on one figure (``batch_size_dynamics.png``)."""
+    import tempfile
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from decone.sweep import aggregate, plot_dynamics, plot_sweep
 
-    from decone.diagnostics.dynamics import read_log
+    folder = work / "batch_size"
+    args = batch_args(b, raw, corpus, folder)
 
-    rows = []
-    for batch in b["batch_ablation"]:
-        steps = b["ablation_sentences"] // batch
-        config = dict(diagnose_every=max(1, steps // 5), method="simcse", model=raw, data=str(corpus), max_steps=steps,
-                      batch_size=batch, mini_batch_size=128, pooling="mean", lr=1e-4, bf16=None, seed=42)
+    def build() -> dict:
+        _run_decone(args, "batch-size ablation: decone sweep of simcse on raw-mini", folder / "sweep.md")
+        return {"rows": [json.loads(line) for line in (folder / "sweep.jsonl").read_text().splitlines() if line.strip()]}
 
-        def build(batch=batch, steps=steps, config=config):
-            info = train_decone(f"batch-{batch}", work, **config)
-            probes = [r for r in read_log(Path(info["path"]) / "train_log.jsonl") if "probe_avg_cosine" in r]
-            return {"batch": batch, "steps": steps, "train": info, "probes": probes, "final": probes[-1]}
-
-        rows.append(records.get(f"batch-{batch}", config, build))
-    fig, (a, c) = plt.subplots(1, 2, figsize=(11, 4))
-    xs = [r["batch"] for r in rows]
-    a.plot(xs, [r["final"]["probe_dev_spearman"] for r in rows], marker="o")
-    a.set_ylabel("STS-B dev Spearman x100 (probe)")
-    c.plot(xs, [r["final"]["probe_avg_cosine"] for r in rows], marker="o", color="tab:red")
-    c.set_ylabel("average cosine of random pairs")
-    for ax in (a, c):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(xs, [str(x) for x in xs])
-        ax.set_xlabel(f"batch size ({b['ablation_sentences']:,} sentences seen each)")
-        ax.grid(alpha=0.3)
-    fig.suptitle("simcse on raw-mini: batch size")
-    fig.tight_layout()
-    fig.savefig(figs / "batch_size.png", dpi=110)
-    plt.close(fig)
-    fig, (a, c) = plt.subplots(1, 2, figsize=(11, 4))
-    for r in (rows[0], rows[-1]):
-        seen = [p["step"] * r["batch"] for p in r["probes"]]
-        a.plot(seen, [p["probe_dev_spearman"] for p in r["probes"]], marker="o", label=f"batch {r['batch']}")
-        c.plot(seen, [p["probe_avg_cosine"] for p in r["probes"]], marker="o", label=f"batch {r['batch']}")
-    a.set_ylabel("STS-B dev Spearman x100 (probe)")
-    c.set_ylabel("average cosine of random pairs")
-    for ax in (a, c):
-        ax.set_xlabel("sentences seen")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle("learning dynamics: smallest and largest batch")
-    fig.tight_layout()
-    fig.savefig(figs / "batch_size_dynamics.png", dpi=110)
-    plt.close(fig)
+    rows = sorted(records.get("sweep", {"args": args}, build)["rows"], key=lambda r: r["batch_size"])
+    with tempfile.TemporaryDirectory() as tmp:
+        plot_sweep(rows, aggregate(rows, ["batch_size"]), ["batch_size"], Path(tmp))
+        shutil.copy(Path(tmp) / "sweep_batch_size.png", figs / "batch_size.png")
+        if plot_dynamics(rows, ["batch_size"], Path(tmp) / "dynamics.png", most=2):
+            shutil.copy(Path(tmp) / "dynamics.png", figs / "batch_size_dynamics.png")
     return rows
 
 
-def batch_markdown(rows: list[dict], b: dict, r: str) -> list[str]:
+def batch_markdown(rows: list[dict], b: dict, r: str, command: list[str] | None = None) -> list[str]:
     lines = ["## Batch size: simcse on raw-mini", "",
-             f"Each run sees the same {b['ablation_sentences']:,} corpus sentences (steps = sentences / batch), mean "
+             (f"`decone {' '.join(command)}`. " if command else "")
+             + f"Each run sees the same {b['ablation_sentences']:,} corpus sentences (steps = sentences / batch), mean "
              "pooling, lr 1e-4, seed 42; batches above 128 use GradCache with mini-batches of 128 (exact). One seed "
              "a point, so read small differences against the seed spread the head-to-head above shows. Metrics: the "
-             "dynamics probe (256 seeded STS-B dev pairs) at each run's last step.", "",
+             f"sweep's probe ({b['probe_pairs']} seeded STS-B dev pairs) after each run's last step.", "",
              "| batch | steps | STS-B dev (probe) | avg cos | IsoScore | alignment | uniformity | train s |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        f = row["final"]
-        lines.append(f"| {row['batch']} | {row['steps']} | {f['probe_dev_spearman']:.2f} | {f['probe_avg_cosine']:.3f} | "
-                     f"{f['probe_isoscore']:.3f} | {f['probe_alignment']:.3f} | {f['probe_uniformity']:.3f} | "
-                     f"{row['train']['wall_s']:.0f} |")
-    return lines + ["", f"![batch size]({r}/batch_size.png)", f"![dynamics by batch size]({r}/batch_size_dynamics.png)", ""]
+        lines.append(f"| {row['batch_size']} | {row['steps']} | {row['probe_dev_spearman']:.2f} | "
+                     f"{row['probe_avg_cosine']:.3f} | {row['probe_isoscore']:.3f} | {row['probe_alignment']:.3f} | "
+                     f"{row['probe_uniformity']:.3f} | {row['train_seconds']:.0f} |")
+    return lines + ["", f"![batch size]({r}/batch_size.png)", f"![dynamics by batch size]({r}/batch_size_dynamics.png)"]
 
 
 def head_to_head_markdown(tables: dict, b: dict, baselines: dict) -> list[str]:
@@ -968,7 +947,8 @@ def piece_decoders(ctx: Context) -> list[tuple[Path, str, list[str]]]:
 def piece_batch_size(ctx: Context) -> list[tuple[Path, str, list[str]]]:
     log("batch-size ablation: simcse on raw-mini")
     rows = batch_ablation(ctx.work, ctx.b, ctx.raw, ctx.corpus, ctx.figs, ctx.records("batch_size"))
-    return [(ctx.target, "batch-size", batch_markdown(rows, ctx.b, ctx.r))]
+    command = portable(" ".join(batch_args(ctx.b, ctx.raw, ctx.corpus, ctx.work / "batch_size")), ctx.shared, ctx.out)
+    return [(ctx.target, "batch-size", batch_markdown(rows, ctx.b, ctx.r, command.split(" ")))]
 
 
 def piece_full_budget(ctx: Context) -> list[tuple[Path, str, list[str]]]:

@@ -252,3 +252,19 @@ def test_a_whole_invocation_writes_every_section_and_only_rebuilds_one(tmp_path,
     (out / "RESULTS.md").write_text("# no markers\n")
     with pytest.raises(SystemExit, match="no <!-- sweep:begin -->"):
         r.main()
+
+
+def test_the_batch_size_ablation_is_one_decone_sweep_with_equal_sentences_and_dynamics(tmp_path):
+    """The batch-size piece runs `decone sweep` (the CLI a user would run): a batch_size axis, --sentences (equal
+    data), --dynamics, GradCache above 128; its table has one row per batch size from the sweep's rows."""
+    r = _module("results")
+    b = r.budget(quick=False)
+    args = r.batch_args(b, "RAW", tmp_path / "c.txt", tmp_path / "out")
+    assert args[:2] == ["sweep", "simcse"] and "batch_size=32,64,128,256,512" in args
+    assert args[args.index("--sentences") + 1] == str(b["ablation_sentences"]) and "--dynamics" in args
+    assert "mini_batch_size=128" in args and "--max-steps" not in args
+    rows = [{"batch_size": n, "steps": 6400 // n, "probe_dev_spearman": 50.0 + i, "probe_avg_cosine": 0.5,
+             "probe_isoscore": 0.1, "probe_alignment": 0.3, "probe_uniformity": -2.0, "train_seconds": 60.0}
+            for i, n in enumerate(b["batch_ablation"])]
+    text = "\n".join(r.batch_markdown(rows, b, "results", ["sweep", "simcse"]))
+    assert "`decone sweep simcse`" in text and "| 512 | 12 | 54.00 |" in text and text.count("\n| ") == 6

@@ -82,3 +82,27 @@ def test_batch_size_axis_with_equal_sentences_seen(tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError, match="--sentences"):
         sweep("simcse", str(tiny_model_dir), str(data), {"batch_size": [4]}, tmp_path / "sw2",
               base={**base, "max_steps": 3}, sentences=32)
+
+
+def test_dynamics_probes_each_run_while_it_trains_and_plots_every_point(tiny_model_dir, tmp_path):
+    """--dynamics N: each run is probed at step 0, every max_steps // N steps and at its last step; the row keeps
+    (step, examples seen, metrics) and sweep_dynamics.png is drawn; without a step budget it is refused up front."""
+    data, dev = _sentences_and_dev(tmp_path)
+    base = {"max_length": 16, "bf16": False, "eval_data": str(dev)}
+    rows = sweep("simcse", str(tiny_model_dir), str(data), {"batch_size": [4, 8]}, tmp_path / "sw", base=dict(base),
+                 sentences=32, dynamics=2)
+    by = {r["batch_size"]: r for r in rows}
+    assert [d["step"] for d in by[4]["dynamics"]] == [0, 4, 8] and [d["step"] for d in by[8]["dynamics"]] == [0, 2, 4]
+    assert [d["examples"] for d in by[8]["dynamics"]] == [0, 16, 32]
+    first, last = by[4]["dynamics"][0], by[4]["dynamics"][-1]
+    assert {"probe_dev_spearman", "probe_avg_cosine"} <= set(first)
+    assert last["probe_avg_cosine"] == pytest.approx(by[4]["probe_avg_cosine"], abs=1e-4)  # the last step's model
+    assert any(first[k] != last[k] for k in first if k.startswith("probe_"))  # the untrained model, not the last
+    assert (tmp_path / "sw" / "sweep_dynamics.png").exists()
+    assert json.loads((tmp_path / "sw" / "sweep.jsonl").read_text().splitlines()[0])["dynamics"]
+    with pytest.raises(ConfigError, match="--dynamics"):
+        sweep("simcse", str(tiny_model_dir), str(data), {"batch_size": [4]}, tmp_path / "sw2", base=dict(base),
+              dynamics=2)
+    with pytest.raises(ConfigError, match="--dynamics must be >= 0"):
+        sweep("simcse", str(tiny_model_dir), str(data), {"batch_size": [4]}, tmp_path / "sw3", base=dict(base),
+              sentences=32, dynamics=-1)

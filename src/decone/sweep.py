@@ -16,7 +16,6 @@ import json
 import math
 import shutil
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -35,8 +34,6 @@ METRICS = (
 
 def parse_grid(specs: Sequence[str]) -> dict[str, list]:
     """``["temperature=0.01,0.05", "pooling=cls,mean"]`` -> ``{"temperature": [0.01, 0.05], "pooling": [...]}``."""
-    from decone.train import TrainConfig
-
     from decone.train.config import parse_value, setting_types
 
     types = setting_types()
@@ -72,9 +69,13 @@ def sweep(
     keep_models: bool = False,
     console=None,
     sentences: int | None = None,
+    dynamics: int = 0,
 ) -> list[dict]:
     """Run the grid; returns every row of ``sweep.jsonl`` (earlier runs included). ``sentences``: every run sees
-    this many examples (``max_steps`` = sentences // batch size), so that a batch-size axis compares equal data."""
+    this many examples (``max_steps`` = sentences // batch size), so that a batch-size axis compares equal data.
+    ``dynamics``: probe each run that many times while it trains (every ``max_steps // dynamics`` steps, plus the
+    untrained model and the last step) into the row's ``dynamics`` (step, examples seen, the metrics), plotted
+    against examples seen in ``sweep_dynamics.png``."""
     from decone.diagnostics.dynamics import DynamicsCallback, default_probe
     from decone.encoder import Encoder
     from decone.train import TrainConfig, fit
@@ -88,6 +89,10 @@ def sweep(
     if sentences is not None:
         if sentences < 2 or "max_steps" in base or "max_steps" in grid:
             raise ConfigError("--sentences needs a value >= 2 and takes the place of --max-steps")
+    if dynamics < 0:
+        raise ConfigError(f"--dynamics must be >= 0, got {dynamics}")
+    if dynamics and sentences is None and "max_steps" not in base:
+        raise ConfigError("--dynamics spreads its probes over a run's steps: give --max-steps or --sentences")
     clash = sorted(set(base) & set(grid))
     if clash:
         raise ConfigError(f"{', '.join(clash)}: both a fixed setting and a --grid axis; give it in one place")
@@ -106,18 +111,23 @@ def sweep(
         run_dir = out / "runs" / rid.replace(",", "_").replace("=", "-")
         _say(console, f"[{number}/{len(todo)}] {rid}")
         settings = {**base, **point, "seed": base.get("seed", 42) + seed, "overwrite": True}
+        batch = TrainConfig(method=method, model=model, **settings).resolved().batch_size
         if sentences is not None:
-            batch = TrainConfig(method=method, model=model, **settings).resolved().batch_size
             if batch is None:
                 raise ConfigError(f"--sentences: {method} runs in stages with batch sizes of their own; give --max-steps")
             settings["max_steps"] = max(1, sentences // batch)
         cfg = TrainConfig(method=method, model=model, data=data, output=str(run_dir), **settings)
+        tracker = DynamicsCallback(max(1, settings["max_steps"] // dynamics), probe_texts, dev_pairs, plot=False) \
+            if dynamics else None
         t0 = time.perf_counter()
-        summary = fit(cfg, console=console)
+        summary = fit(cfg, callbacks=[tracker] if tracker else (), console=console)
         encoder = Encoder.load(run_dir)
         row = {"id": rid, **point, "seed": seed, **probe.probe(encoder), "final_loss": summary["final_loss"],
                "steps": summary["steps"],
                "train_seconds": round(time.perf_counter() - t0, 1), "sentences_per_s": summary["sentences_per_s"]}
+        if tracker:
+            row["dynamics"] = [{"step": h["step"], "examples": h["step"] * (batch or 0),
+                                **{k: h[k] for k, _ in METRICS if k in h}} for h in tracker.history]
         if not keep_models:
             shutil.rmtree(run_dir, ignore_errors=True)
         with open(log, "a") as f:
@@ -229,6 +239,39 @@ def plot_sweep(rows: list[dict], agg: list[dict], axes: list[str], out: Path) ->
     fig.tight_layout()
     fig.savefig(out / "sweep_sts_vs_anisotropy.png", dpi=110)
     plt.close(fig)
+    plot_dynamics(rows, axes, out / "sweep_dynamics.png")
+
+
+def plot_dynamics(rows: list[dict], axes: list[str], path: Path, most: int = 6) -> bool:
+    """STS-B dev and the average cosine against examples seen, one line per grid point (its first seed), for the
+    runs probed while training (``--dynamics``); with more than ``most`` points, the grid's first and last only
+    (e.g. the smallest and largest batch). False where no run has dynamics (nothing written)."""
+    runs = [r for r in rows if r.get("dynamics") and r.get("seed", 0) == min(x.get("seed", 0) for x in rows)]
+    if not runs:
+        return False
+    if len(runs) > most:
+        runs = [runs[0], runs[-1]]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, panels = plt.subplots(1, 2, figsize=(11, 4))
+    for r in runs:
+        label = ", ".join(f"{a}={r.get(a)}" for a in axes)
+        for panel, (metric, _) in zip(panels, METRICS[:2]):
+            points = [(d["examples"], d[metric]) for d in r["dynamics"] if metric in d]
+            panel.plot(*zip(*points), marker="o", label=label)
+    for panel, (_, name) in zip(panels, METRICS[:2]):
+        panel.set_xlabel("examples seen")
+        panel.set_ylabel(name)
+        panel.grid(alpha=0.3)
+    panels[0].legend(fontsize=8)
+    fig.suptitle("learning dynamics: " + ", ".join(axes))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def register(app) -> None:
@@ -249,6 +292,8 @@ def register(app) -> None:
         eval_data: Optional[str] = typer.Option(None, help="probe pairs (s1, s2, score) [STS-B dev]"),
         probe_pairs: int = typer.Option(400, help="probe pairs per evaluation"),
         keep_models: bool = typer.Option(False, "--keep-models", help="keep each run's model folder"),
+        dynamics: int = typer.Option(0, help="probe each run this many times while it trains and plot the learning "
+                                             "dynamics of every point (sweep_dynamics.png); needs --max-steps or --sentences"),
         bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16"),
         extra: list[str] = typer.Option([], "--set", help="other fixed setting KEY=VALUE (repeatable)"),
     ) -> None:
@@ -260,6 +305,6 @@ def register(app) -> None:
         base = {k: v for k, v in base.items() if v is not None}
         console = Console(stderr=True, highlight=False)
         rows = sweep(method, model, data, parse_grid(grid), output, seeds=seeds, base=base, probe_pairs=probe_pairs,
-                     keep_models=keep_models, console=console, sentences=sentences)
+                     keep_models=keep_models, console=console, sentences=sentences, dynamics=dynamics)
         console.print((Path(output) / "sweep.md").read_text())
         console.print(f"{len(rows)} runs; sweep.jsonl, sweep.md and plots in {output}")
