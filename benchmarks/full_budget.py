@@ -213,7 +213,9 @@ def verdict(records: dict, white: dict, base: dict) -> list[str]:
         if r.get("complete", True) and at == r["points"][-1]["sentences"]:
             said.append(f"{LABELS[name]} is still rising at the epoch's end ({sts[-1]:.2f}; STS-B dev best at the last "
                         "evaluation too)." if r["best_step"] * r["batch"] >= r["sentences"] else
-                        f"{LABELS[name]} is highest at the epoch's end ({sts[-1]:.2f}).")
+                        f"{LABELS[name]}'s best kept point is the epoch's end ({sts[-1]:.2f}), but its STS-B dev peaked "
+                        f"earlier, after {r['best_step'] * r['batch']:,} sentences (STS avg {r['best']['sts_avg']:.2f} "
+                        "there): it has flattened out.")
             continue
         said.append(f"{LABELS[name]} peaks at {max(sts):.2f} after {at:,} sentences and "
                     + (f"ends the epoch at {sts[-1]:.2f}." if r.get("complete", True) else

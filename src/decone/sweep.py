@@ -215,8 +215,13 @@ def plot_sweep(rows: list[dict], agg: list[dict], axes: list[str], out: Path) ->
             panel.set_xlabel(axis)
             panel.set_ylabel(label)
             panel.set_title(f"{label} vs {axis}", fontsize=10)
-            if axis in ("temperature", "lr") and all(not isinstance(e[axis], str) for e in agg):
+            numeric = all(not isinstance(e[axis], str) for e in agg)
+            if axis in ("temperature", "lr") and numeric:
                 panel.set_xscale("log")
+            elif axis in ("batch_size", "mini_batch_size") and numeric:  # powers of two: evenly spaced, labelled
+                values = sorted({e[axis] for e in agg})
+                panel.set_xscale("log", base=2)
+                panel.set_xticks(values, [str(v) for v in values])
             panel.grid(alpha=0.3)
         if others:
             panels[0].legend(fontsize=7)
