@@ -57,6 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--shots", default="8,16,64", help="shots per class, comma-separated")
     p.add_argument("--noise", default="0,0.2,0.4", help="fractions of flipped labels, comma-separated")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
+    p.add_argument("--only-seeds", help="of those, run only these (comma-separated), e.g. to split the seeds of a slow "
+                                        "setting between invocations side by side; the summary covers every finished run")
     p.add_argument("--systems", default=",".join(SYSTEMS))
     p.add_argument("--model", default="minilm", help="minilm (all-MiniLM-L6-v2), raw-mini or a folder")
     p.add_argument("--setfit-iterations", type=int, default=None,
@@ -80,6 +82,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--noise: fractions in [0, 1)")
     if a.seeds < 1:
         p.error("--seeds must be >= 1")
+    try:
+        a.only_seeds = None if a.only_seeds is None else sorted({int(x) for x in a.only_seeds.split(",") if x.strip()})
+    except ValueError:
+        p.error(f"--only-seeds {a.only_seeds!r}: expected comma-separated integers")
+    if a.only_seeds is not None and not (a.only_seeds and set(a.only_seeds) <= set(range(a.seeds))):
+        p.error(f"--only-seeds: each in 0 .. {a.seeds - 1} (--seeds {a.seeds})")
     return a
 
 
@@ -185,7 +193,8 @@ def run_grid(a) -> list[dict]:
     model = C.model_path(a.model)
     tasks = {name: Task(name, model) for name in a.tasks}
     encoder = Encoder.load(model) if "logreg" in a.systems else None
-    grid = [(t, s, p, seed, system) for p in a.noise for s in a.shots for t in tasks for seed in range(a.seeds)
+    seeds = a.only_seeds if a.only_seeds is not None else range(a.seeds)
+    grid = [(t, s, p, seed, system) for p in a.noise for s in a.shots for t in tasks for seed in seeds
             for system in a.systems]
     todo = [g for g in grid if run_key(tasks[g[0]].name, *g[1:]) not in done]
     print(f"{len(grid)} runs, {len(grid) - len(todo)} already done; output {out}", flush=True)

@@ -24,6 +24,8 @@ def _module():
     (["--shots", "1"], "at least 2 per class"),
     (["--noise", "1.0"], "fractions in [0, 1)"),
     (["--seeds", "0"], "--seeds must be >= 1"),
+    (["--seeds", "3", "--only-seeds", "2,3"], "--only-seeds: each in 0 .. 2"),
+    (["--only-seeds", "a"], "expected comma-separated integers"),
 ])
 def test_bad_arguments_are_usage_errors(args, message):
     proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
