@@ -15,8 +15,8 @@ rows between markers of their own:
   ``simcse`` (with and without the train-only head) on corpus sentences; ``mirror`` on the Mirror-BERT 10k sentences;
   ``simcse-sup`` on SNLI triples; sentence-transformers' SimCSE recipe (MultipleNegativesRankingLoss over [s, s])
   with the same data, batch, steps and learning rate (the peer); all-MiniLM-L6-v2 as shipped and after ``mirror``.
-* Head to head (:func:`head_to_head`): every unsupervised sentence method on the same corpus sentences, steps, batch
-  and seeds, on raw-mini and on all-MiniLM-L6-v2, with a paired verdict against ``simcse``.
+* Head to head (:func:`head_to_head`): every registered unsupervised sentence method for encoders (:data:`HEAD_TO_HEAD`)
+  on the same corpus sentences, steps, batch and seeds, on raw-mini and on all-MiniLM-L6-v2, with a paired verdict against ``simcse``.
 * Decoders (:func:`decoder_rows`): decone-raw-gpt-mini raw, after ``mntp``, ``llm2vec-simcse`` and both.
 * Batch-size ablation (:func:`batch_ablation`) and the full-budget runs (``benchmarks/full_budget.py``: one epoch over
   the 377k corpus sentences, STS against sentences seen, whitening on the best).
@@ -46,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import _common as C  # noqa: E402  (benchmarks/_common.py)
+from decone.methods import METHODS  # noqa: E402
 
 PAPERS = [  # quoted from the papers: BERT-base on GPUs, NOT run here
     ("SimCSE unsup, BERT-base (Gao et al. 2021, Table 5)", [68.40, 82.41, 74.38, 80.91, 78.56, 76.85, 72.23], 76.25),
@@ -53,8 +54,10 @@ PAPERS = [  # quoted from the papers: BERT-base on GPUs, NOT run here
     ("Mirror-BERT, BERT-base (Liu et al. 2021)", None, "≈74.5–75.4"),
     ("BERT-base first-last avg (Gao et al. 2021, Table 5)", [39.70, 59.38, 49.67, 66.03, 66.19, 53.87, 62.06], 56.70),
 ]
-SUCCESSORS = ("esimcse", "promptbert", "ct", "diffcse", "sncse", "tsdae")
-HEAD_TO_HEAD = ("simcse", "mirror", *SUCCESSORS)  # every unsupervised sentence method, same data, steps, batch and seeds
+# every registered unsupervised sentence method for encoders (a new method file joins the table), simcse first: the
+# reference every other is compared with; same data, steps, batch and seeds
+HEAD_TO_HEAD = ("simcse", *(m.name for m in METHODS.values()
+                            if m.data == "sentences" and m.backbone == "encoder" and m.name != "simcse"))
 OWN_POOLING = {"promptbert": "mask", "tsdae": "cls_before_pooler"}  # methods defined by their pooling keep it
 STS_COLUMNS = ["STS12", "STS13", "STS14", "STS15", "STS16", "STS-B", "SICK-R"]
 

@@ -37,3 +37,17 @@ def test_train_help_lists_the_registry(tmp_path):
     out = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output
     for name in METHODS:
         assert name in out
+
+
+def test_backbone_names_what_a_method_trains_and_results_compares_every_encoder_sentence_method():
+    import pytest
+
+    from decone.methods import Method
+    from tests.test_benchmark_results import _module
+
+    assert {m.name for m in METHODS.values() if m.backbone == "decoder"} == {"mntp", "llm2vec-simcse", "llm2vec"}
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        Method(name="x", summary="", citation="", data="sentences", stages=("simcse",), backbone="seq2seq")
+    h2h = _module("results").HEAD_TO_HEAD
+    assert h2h[0] == "simcse" and len(set(h2h)) == len(h2h)
+    assert set(h2h) == {m.name for m in METHODS.values() if m.data == "sentences" and m.backbone == "encoder"}

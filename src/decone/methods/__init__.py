@@ -19,6 +19,7 @@ from decone.errors import ConfigError
 from decone.objectives import Objective
 
 HEADS = ("none", "mlp-train", "mlp")  # no head; SimCSE MLP in training only; MLP kept in the saved model
+BACKBONES = ("encoder", "decoder")  # what a method trains: a bidirectional encoder (BERT-like) or a causal LM
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class Method:
         stages: for a method that is a sequence of other methods (LLM2Vec: ``mntp`` then ``llm2vec-simcse``), their
             names; each stage trains on the previous stage's output (:mod:`decone.train.stages`). Such a method has
             no views, objective or options of its own.
+        backbone: ``encoder`` (BERT-like; the default) or ``decoder`` (a causal LM the method makes bidirectional,
+            as LLM2Vec's steps do). ``benchmarks/results.py`` compares every ``sentences`` method of a backbone on
+            the same budget: its head-to-head (encoders) and decoder tables.
     """
 
     name: str
@@ -52,8 +56,11 @@ class Method:
     options: type | None = None
     sampler: Callable[..., list] | None = None
     stages: tuple[str, ...] = ()
+    backbone: str = "encoder"
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"method {self.name!r}: backbone must be one of {BACKBONES}, not {self.backbone!r}")
         if bool(self.stages) == (self.views is not None and self.objective is not None):
             raise ValueError(f"method {self.name!r}: give either views and objective, or stages")
         if self.stages and (self.options is not None or self.defaults):
@@ -109,6 +116,7 @@ def method_table() -> str:
         if m.stages:
             own = "stages: " + " → ".join(f"`{s}`" for s in m.stages) + " (each stage's defaults and settings)"
         paper = m.citation.split(", ")[-1]
-        rows.append(f"| `{m.name}` | {m.data} | {d.get('pooling', '')} | {d.get('head', '')} | {d.get('temperature', '–')} "
+        data = m.data if m.backbone == "encoder" else f"{m.data} ({m.backbone}s)"
+        rows.append(f"| `{m.name}` | {data} | {d.get('pooling', '')} | {d.get('head', '')} | {d.get('temperature', '–')} "
                     f"| {d.get('lr', '')} | {d.get('batch_size', '')} | {d.get('max_length', '')} | {own} | {paper} |")
     return "\n".join(rows)

@@ -16,5 +16,6 @@ register(Method(
     citation="BehnamGhader, Adlakha, Mosbach, Bahdanau, Chapados and Reddy 2024, LLM2Vec: Large Language Models Are "
              "Secretly Powerful Text Encoders (COLM), arXiv:2404.05961",
     data="sentences",
+    backbone="decoder",
     stages=("mntp", "llm2vec-simcse"),
 ))

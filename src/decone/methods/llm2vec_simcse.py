@@ -63,6 +63,7 @@ register(Method(
     citation="BehnamGhader, Adlakha, Mosbach, Bahdanau, Chapados and Reddy 2024, LLM2Vec: Large Language Models Are "
              "Secretly Powerful Text Encoders (COLM), arXiv:2404.05961",
     data="sentences",
+    backbone="decoder",
     views=lambda config, tokenizer: augment.dropout_views(2),
     objective=lambda config: DecoderInfoNCE(config.temperature, config.method_options),
     defaults=dict(pooling="mean", head="none", temperature=0.05, lr=3e-5, batch_size=128, max_steps=1000,

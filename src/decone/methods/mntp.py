@@ -212,6 +212,7 @@ register(Method(
     citation="BehnamGhader, Adlakha, Mosbach, Bahdanau, Chapados and Reddy 2024, LLM2Vec: Large Language Models Are "
              "Secretly Powerful Text Encoders (COLM), arXiv:2404.05961",
     data="sentences",
+    backbone="decoder",
     views=lambda config, tokenizer: augment.dropout_views(1),
     objective=lambda config: MNTP(config.method_options),
     defaults=dict(pooling="mean", head="none", lr=5e-5, batch_size=32, max_steps=1000, max_length=512, epochs=1),
