@@ -852,11 +852,12 @@ def write_markdown(path: Path, sections: list[tuple[str, list[str]]], total: flo
             body = body[:-1]
         lines += [f"<!-- {name}:begin -->", *body, f"<!-- {name}:end -->", ""]
     if not quick:
-        lines += ["## What each piece cost", "", "Summed from each piece's committed records in `results/<piece>/`: "
+        lines += ["## What each piece cost", "", "Summed from each piece's committed records in `results/<piece folder>/` (e.g. `main_table/`): "
                   "the wall time of building them (training, evaluation, plots) on the machines named; records built "
                   "side by side overlap in time and slow each other, so a sum is what the piece cost, not how long it "
                   "took alone. A rerun reuses every record whose settings still match, so regenerating RESULTS.md "
-                  "from a fresh checkout costs minutes.", "",
+                  "from a fresh checkout costs minutes once every piece is recorded (the table names any that is "
+                  "not, and what records it).", "",
                   "<!-- costs:begin -->", *cost_markdown(path.parent), "<!-- costs:end -->", ""]
     text = "\n".join(lines) + "\n"
     path.write_text(portable(text, shared, path.parent) if shared else text)

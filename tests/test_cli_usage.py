@@ -94,3 +94,18 @@ def test_usage(case, results):
     assert len(errors) == 1, proc.stderr
     assert fragment in errors[0], (fragment, errors[0])
     assert not proc.stdout.strip(), proc.stdout
+
+
+@pytest.mark.parametrize("command", [["train"], ["eval", "sts"], ["diagnose"]])
+def test_pooling_help_names_every_pooling(command):
+    """The --pooling help is written out (the CLI's help imports no torch); it must list every mode Pooling takes."""
+    from typer.testing import CliRunner
+
+    from decone.cli import app
+    from decone.encoder.pooling import POOLINGS
+
+    out = " ".join(CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "400"}).output.split())
+    start = out.rindex("--pooling") + len("--pooling")  # the option row (a description may name it first)
+    section = out[start:out.index(" --", start)]  # up to the next option
+    for mode in POOLINGS:
+        assert mode in section, (command, mode)

@@ -37,13 +37,14 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *fragments: str) -> st
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory, tiny_model_dir):
-    """A folder with the tiny model, a GPT-2 (not an encoder), a pickle-only and a weightless model folder."""
+    """A folder with the tiny model, a T5 (an encoder-decoder: neither encoder nor decoder-only LM), a pickle-only
+    and a weightless model folder."""
     from transformers import GPT2Config, GPT2Model
 
     root = tmp_path_factory.mktemp("catalogue")
     from transformers import T5Config, T5Model
 
-    T5Model(T5Config(num_layers=1, d_model=16, d_kv=8, d_ff=32, num_heads=2, vocab_size=50)).save_pretrained(root / "gpt2")
+    T5Model(T5Config(num_layers=1, d_model=16, d_kv=8, d_ff=32, num_heads=2, vocab_size=50)).save_pretrained(root / "t5")
     for name in ("pickled", "noweights"):
         (root / name).mkdir()
         for f in tiny_model_dir.iterdir():
@@ -79,7 +80,7 @@ CATALOGUE = [
     ("model-missing", {}, ["--data", "{work}/good.txt", "--model", "./no/such/model"], ["no/such/model", "does not exist"]),
     ("model-no-weights", {}, ["--data", "{work}/good.txt", "--model", "{work}/noweights"], ["noweights", "no model weights"]),
     ("model-pickle-only", {}, ["--data", "{work}/good.txt", "--model", "{work}/pickled"], ["pickled", "pickle", "--allow-pickle"]),
-    ("not-an-encoder", {}, ["--data", "{work}/good.txt", "--model", "{work}/gpt2"], ["gpt2", "neither a bidirectional encoder"]),
+    ("encoder-decoder", {}, ["--data", "{work}/good.txt", "--model", "{work}/t5"], ["t5", "neither a bidirectional encoder"]),
     ("temperature-zero", {}, ["--data", "{work}/good.txt", "--temperature", "0"], ["--temperature", "> 0"]),
     ("temperature-negative", {}, ["--data", "{work}/good.txt", "--temperature", "-0.5"], ["--temperature", "> 0"]),
     ("batch-size-one", {}, ["--data", "{work}/good.txt", "--batch-size", "1"], ["--batch-size", ">= 2"]),

@@ -57,7 +57,8 @@ def train(
     batch_size: Optional[int] = typer.Option(None, help="Examples per batch (in-batch negatives; under torchrun the global batch over all processes) [method default]"),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate [method default]"),
     temperature: Optional[float] = typer.Option(None, help="Softmax temperature of the contrastive loss [method default]"),
-    pooling: Optional[str] = typer.Option(None, help="cls | cls_before_pooler | mean | first_last_avg | mask [folder's own, else method default]"),
+    pooling: Optional[str] = typer.Option(None, help="cls | cls_before_pooler | mean | first_last_avg | mask | last_token | weighted_mean (the last two made for decoders) "
+                                                        "[folder's own, else method default]"),
     template: Optional[str] = typer.Option(None, help='mask pooling: prompt around each text, e.g. \'This sentence : "[X]" means [MASK] .\' [promptbert default]'),
     head: Optional[str] = typer.Option(None, help="none | mlp-train (SimCSE MLP in training only) | mlp (kept) [method default]"),
     max_length: Optional[int] = typer.Option(None, help="Truncate texts to this many tokens [method default]"),

@@ -5,7 +5,7 @@ The loss of one batch of B examples with pooled encoder features z (B, d) and go
     L = (1 - lambda) * CE(W z + b, y) + lambda * SCL(z, y)
 
 where CE is the softmax cross-entropy of a linear head on the features and SCL is the supervised contrastive loss
-(Khosla et al. 2020, L_out; :class:`decone.losses.SupCon`) over the L2-normalised features of the batch at
+(Khosla et al. 2020, L_out; :class:`decone.objectives.contrastive.SupCon`) over the L2-normalised features of the batch at
 temperature tau: each example is pulled towards the other examples of its class and pushed from the rest.
 ``lambda = 0`` is plain cross-entropy fine-tuning; the paper's default is ``lambda = 0.9``, ``tau = 0.3``.
 

@@ -27,7 +27,8 @@ def diagnose_command(
         None, "--data", "-d",
         help="STS-B folder, STS-B .csv, or .txt with one sentence per line (default: the data dir's sts/STSBenchmark)"),
     output: str = typer.Option(..., "--output", "-o", help="Folder for diagnostics.json and the PNG plots"),
-    pooling: Optional[str] = typer.Option(None, help="Override the models' pooling (cls, cls_before_pooler, mean, first_last_avg)"),
+    pooling: Optional[str] = typer.Option(None, help="Override the models' pooling (cls, cls_before_pooler, mean, first_last_avg, mask, "
+                                                        "last_token, weighted_mean)"),
     label: list[str] = typer.Option([], "--label", help="Name of each model in the table and plots (one per --model)"),
     sample: int = typer.Option(5000, help="Sentences sampled for the sentence-level metrics and uniformity"),
     pairs: int = typer.Option(10000, help="Random sentence pairs for the average cosine and its histogram"),

@@ -27,7 +27,7 @@ def eval_command(
     model: List[str] = typer.Option(..., "--model", "-m", help="Model folder or hub name; repeat for several."),
     pooling: Optional[List[str]] = typer.Option(
         None, "--pooling", "-p",
-        help="cls, cls_before_pooler, mean, first_last_avg: once for every model, or once per model in order "
+        help="cls, cls_before_pooler, mean, first_last_avg, mask, last_token, weighted_mean: once for every model, or once per model in order "
              "('default' keeps a model's own)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root in the layout of shared/data."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the results to this file."),
