@@ -384,7 +384,7 @@ def _loss_name(lam: float) -> str:
 
 
 def markdown_table(summary: Sequence[dict], task: str) -> str:
-    lines = [f"| task | shots | noise | loss | runs | accuracy % (mean ± std) | Δ vs CE, paired (mean ± std; wins) |",
+    lines = ["| task | shots | noise | loss | runs | accuracy % (mean ± std) | Δ vs CE, paired (mean ± std; wins) |",
              "|---|---|---|---|---|---|---|"]
     for r in summary:
         delta = "" if r["delta"] is None else \

@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
-from decone.encoder.pooling import ST_ACTIVATION, Dense, Pooling, pooler_as_dense
+from decone.encoder.pooling import ST_ACTIVATION, Dense, pooler_as_dense
 from decone import card, decoders, lora
 from decone.errors import ConfigError, ModelError
 

@@ -40,7 +40,7 @@ from decone.methods import get_method
 from decone.threads import CoreGovernor
 from decone.train.batches import WindowBatches, batch_order, token_lengths
 from decone.train.callbacks import RunLog, TrainProgress, TrainState, call, merge, note, warn
-from decone.train.checkpoint import LOG_FILE, OutputFolder, find_checkpoint, load_checkpoint, prepare_output, save_checkpoint
+from decone.train.checkpoint import LOG_FILE, OutputFolder, load_checkpoint, prepare_output, save_checkpoint
 from decone.train.config import TrainConfig, resolve_options
 from decone.train.schedule import linear_schedule, make_optimizer
 from decone.train.trainable import Trainable
