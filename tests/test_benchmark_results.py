@@ -269,3 +269,19 @@ def test_the_batch_size_ablation_is_one_decone_sweep_with_equal_sentences_and_dy
             for i, n in enumerate(b["batch_ablation"])]
     text = "\n".join(r.batch_markdown(rows, b, "results", ["sweep", "simcse"]))
     assert "`decone sweep simcse`" in text and "| 512 | 12 | 54.00 |" in text and text.count("\n| ") == 6
+
+
+def test_the_cost_table_sums_records_and_names_a_partly_built_piece(tmp_path):
+    r = _module("results")
+    h2h = tmp_path / "results" / "head_to_head"
+    h2h.mkdir(parents=True)
+    for i, build_s in enumerate([60.0, 120.0]):
+        (h2h / f"row{i}.json").write_text(json.dumps({"key": {}, "value": {}, "build_s": build_s,
+                                                       "machine": "test CPU", "bf16": False}))
+    lines = r.cost_markdown(tmp_path)
+    row = next(line for line in lines if line.startswith("| head to head"))
+    expected = r.EXPECTED_RECORDS["head_to_head"](r.budget(False))
+    assert f"| 2 | 3.0 min | test CPU (native bf16: False) (partial: 2 of {expected};" in row
+    assert "`--only head-to-head`" in row
+    main = next(line for line in lines if line.startswith("| main table"))
+    assert "| 0 | — | not yet recorded" in main and "`--only main`" in main
