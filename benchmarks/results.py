@@ -3,6 +3,7 @@
     python benchmarks/results.py                       # every piece (each reuses its committed records)
     python benchmarks/results.py --only batch-size     # one piece (any of PIECES, side by side if you like)
     python benchmarks/results.py --only readme         # the README's headline from RESULTS.md as it stands
+    python benchmarks/results.py --only head-to-head --seeds 43   # records of one seed (main too), beside others
     python benchmarks/results.py --quick               # a smoke run: fewer steps, smaller sweep, 2 STS tasks
 
 Pieces (:data:`PIECES`: main, head-to-head, decoders, batch-size, full-budget, sweep, fewshot-scl, setfit), each a
@@ -1039,12 +1040,12 @@ def main() -> None:
                              "<!-- NAME:begin/end --> markers) in RESULTS.md and its tables in the README; pieces can "
                              "be built side by side this way; readme: regenerate the README's headline from "
                              "RESULTS.md as it stands; the rest is left as it is")
-    parser.add_argument("--seeds", help="with --only main: build the records of these seeds only (e.g. 44, beside "
-                                         "another invocation building 42,43) and leave RESULTS.md alone; a last "
-                                         "--only main without it assembles the table")
+    parser.add_argument("--seeds", help="with --only main or --only head-to-head: build that piece's records of these "
+                                         "seeds only (e.g. 44, beside another invocation building 42,43) and leave "
+                                         "RESULTS.md alone; a last --only PIECE without it assembles the section")
     args = parser.parse_args()
-    if args.seeds and args.only != "main":
-        parser.error("--seeds goes with --only main")
+    if args.seeds and args.only not in ("main", "head-to-head"):
+        parser.error("--seeds goes with --only main or --only head-to-head")
     import importlib.util
 
     if "setfit" in ([args.only] if args.only else names) and importlib.util.find_spec("setfit") is None:
@@ -1063,13 +1064,19 @@ def main() -> None:
             sys.exit(f"{out / 'README.md'}: no <!-- headline:begin --> ... <!-- headline:end --> markers to replace")
         log("updated the README's headline from RESULTS.md")
         return
-    if args.seeds:  # records only: another invocation assembles the table from every seed's records
+    if args.seeds:  # records only: another invocation assembles the section from every seed's records
         seeds = [int(x) for x in args.seeds.split(",")]
-        if not set(seeds) <= set(ctx.b["seeds"]):
-            parser.error(f"--seeds {args.seeds}: the budget's seeds are {ctx.b['seeds']}")
-        main_table({**ctx.b, "seeds": seeds}, ctx.quick, ctx.shared, ctx.raw, ctx.minilm, ctx.work, out, ctx.probe,
-                   ctx.eval_data)
-        log(f"built the main table's records of seeds {args.seeds}")
+        keys = ["seeds"] if args.only == "main" else ["h2h_seeds", "h2h_minilm_seeds"]
+        budget_seeds = sorted({seed for key in keys for seed in ctx.b[key]})
+        if not set(seeds) <= set(budget_seeds):
+            parser.error(f"--seeds {args.seeds}: the budget's seeds are {budget_seeds}")
+        b = {**ctx.b, **{key: [seed for seed in ctx.b[key] if seed in seeds] for key in keys}}
+        if args.only == "main":
+            main_table(b, ctx.quick, ctx.shared, ctx.raw, ctx.minilm, ctx.work, out, ctx.probe, ctx.eval_data)
+        else:
+            head_to_head(ctx.work, b, ctx.raw, ctx.minilm, ctx.corpus, ctx.probe, ctx.eval_data,
+                         ctx.records("head_to_head"))
+        log(f"built the {args.only} records of seeds {args.seeds}")
         return
     if args.only:
         build = next(builder for name, builder, *_ in PIECES if name == args.only)

@@ -285,3 +285,35 @@ def test_the_cost_table_sums_records_and_names_a_partly_built_piece(tmp_path):
     assert "`--only head-to-head`" in row
     main = next(line for line in lines if line.startswith("| main table"))
     assert "| 0 | — | not yet recorded" in main and "`--only main`" in main
+
+
+def test_seeds_builds_a_pieces_records_of_those_seeds_only_and_leaves_results_md_alone(tmp_path, monkeypatch):
+    """``--only head-to-head --seeds 43`` trains the seed-43 rows of both tables (raw-mini and MiniLM) and writes no
+    section; a seed outside the budget and --seeds with another piece are usage errors."""
+    r = _module("results")
+    asked = []
+
+    class Ctx:
+        def __init__(self, quick, out):
+            self.quick, self.out, self.b = quick, out, r.budget(False)
+            self.work, self.figs, self.target = out / "results/work", out / "results", out / "RESULTS.md"
+            self.raw = self.minilm = self.corpus = self.probe = self.eval_data = None
+
+        def records(self, piece):
+            return piece
+
+    monkeypatch.setattr(r, "Context", Ctx)
+    monkeypatch.setattr(r, "head_to_head", lambda work, b, *rest: asked.append((b["h2h_seeds"], b["h2h_minilm_seeds"],
+                                                                                rest[-1])))
+    out = tmp_path / "repo"
+    out.mkdir()
+    monkeypatch.setattr(sys, "argv", ["results.py", "--output", str(out), "--only", "head-to-head", "--seeds", "43"])
+    r.main()
+    assert asked == [([43], [43], "head_to_head")] and not (out / "RESULTS.md").exists()
+    monkeypatch.setattr(sys, "argv", ["results.py", "--output", str(out), "--only", "head-to-head", "--seeds", "44"])
+    r.main()
+    assert asked[-1] == ([44], [], "head_to_head")  # MiniLM's table has seeds 42 and 43 only
+    for argv in (["--only", "head-to-head", "--seeds", "7"], ["--only", "sweep", "--seeds", "42"]):
+        monkeypatch.setattr(sys, "argv", ["results.py", "--output", str(out), *argv])
+        with pytest.raises(SystemExit):
+            r.main()
