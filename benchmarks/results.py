@@ -86,7 +86,7 @@ def budget(quick: bool) -> dict:
                 # what the study still lacks (fewshot_vs_setfit.coverage)
                 setfit=[[*grid, "--noise", noise, "--seeds", "5"] for noise in ("0", "0.4", "0.2")
                         for grid in (["--tasks", "SST-2", "--shots", "8,16"], ["--tasks", "TREC", "--shots", "8,16"])]
-                + [["--tasks", "SST-2", "--shots", "64", "--noise", "0", "--seeds", "5"]])
+                + [["--tasks", "SST-2", "--shots", "64", "--noise", "0,0.2,0.4", "--seeds", "5"]])
 
 
 log = C.log
