@@ -870,7 +870,7 @@ def write_markdown(path: Path, sections: list[tuple[str, list[str]]], total: flo
                   "from a fresh checkout costs minutes once every piece is recorded (the table names any that is "
                   "not, and what records it).", "",
                   "<!-- costs:begin -->", *cost_markdown(path.parent), "<!-- costs:end -->", ""]
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines).rstrip("\n") + "\n"  # one newline at the end, as --only's splice leaves it
     path.write_text(portable(text, shared, path.parent) if shared else text)
     log(f"wrote {path}")
 
