@@ -42,8 +42,8 @@ class Method:
             names; each stage trains on the previous stage's output (:mod:`decone.train.stages`). Such a method has
             no views, objective or options of its own.
         backbone: ``encoder`` (BERT-like; the default) or ``decoder`` (a causal LM the method makes bidirectional,
-            as LLM2Vec's steps do). ``benchmarks/results.py`` compares every ``sentences`` method of a backbone on
-            the same budget: its head-to-head (encoders) and decoder tables.
+            as LLM2Vec's steps do). ``benchmarks/results.py``'s head to head compares every ``sentences`` method
+            for encoders on the same budget; the decoder methods have a table of their own there.
     """
 
     name: str
