@@ -23,7 +23,9 @@ all-MiniLM-L6-v2:
 Every system of a (task, shots, noise, seed) sees the same sentences and the same (noisy) labels, drawn by
 :func:`decone.classify.fewshot.draw_shots` and written to ``samples/`` in the output folder, and is scored on the
 task's whole test set (SST-2: 1,821 sentences; TREC: 500 questions). One JSON line per finished run goes to
-``runs.jsonl``; a rerun skips what is there, so the grid can be built over several invocations. ``summary.md`` and
+``runs.jsonl``; a rerun skips what is there, so the grid can be built over several invocations (side by side
+too: the file is locked while it is read or appended to). A SetFit run stopped part way resumes from its newest
+checkpoint (SetFit's default: every 500 steps, under ``results/work/setfit_checkpoints``). ``summary.md`` and
 ``accuracy_vs_shots.png`` are written from whatever has finished. The default output, ``results/setfit``, is part of
 the repository: ``benchmarks/results.py`` puts its tables into RESULTS.md and the README without rerunning a run.
 """
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -43,12 +46,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
-from decone.classify.fewshot import draw_shots, read_runs  # noqa: E402  (runs.jsonl as decone fewshot reads it)
+from decone.classify.fewshot import append_run, draw_shots, read_runs  # noqa: E402  (runs.jsonl as decone fewshot)
 
 SYSTEMS = ("setfit", "ce", "scl", "logreg")
 LABELS = {"setfit": "SetFit", "ce": "decone CE", "scl": "decone CE+SCL (λ=0.9)", "logreg": "frozen + logreg"}
 MODEL_NAMES = {"minilm": "all-MiniLM-L6-v2", "raw-mini": "decone-raw-mini"}
 DEFAULT_OUT = C.ROOT / "results" / "setfit"  # committed: runs.jsonl, samples/, summary.md and the plot are the results
+DEFAULT_CHECKPOINTS = C.ROOT / "results" / "work" / "setfit_checkpoints"  # not committed; a finished run's is removed
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,10 +67,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default="minilm", help="minilm (all-MiniLM-L6-v2), raw-mini or a folder")
     p.add_argument("--setfit-iterations", type=int, default=None,
                    help="SetFit's num_iterations (the SetFit paper: 20); default: its own default sampling")
+    p.add_argument("--setfit-save-steps", type=int, default=500,
+                   help="SetFit's checkpoint interval, its default [500]; an unfinished run resumes from the newest")
     p.add_argument("--epochs", type=int, default=20, help="decone CE / CE+SCL epochs over the shots [20]")
     p.add_argument("--lr", type=float, default=5e-5, help="decone CE / CE+SCL learning rate [5e-5]")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--output", default=str(DEFAULT_OUT))
+    p.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS),
+                   help="SetFit's checkpoints of unfinished runs, to resume from [results/work/setfit_checkpoints]")
     p.add_argument("--report-only", action="store_true", help="only write summary.md and the plot from runs.jsonl")
     a = p.parse_args(argv)
     a.tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
@@ -82,6 +90,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--noise: fractions in [0, 1)")
     if a.seeds < 1:
         p.error("--seeds must be >= 1")
+    if a.setfit_save_steps < 1:
+        p.error("--setfit-save-steps must be >= 1")
     try:
         a.only_seeds = None if a.only_seeds is None else sorted({int(x) for x in a.only_seeds.split(",") if x.strip()})
     except ValueError:
@@ -127,31 +137,67 @@ class Task:
         return self._test_features
 
 
-def run_setfit(task: Task, shots: dict, seed: int, a) -> dict:
+ELAPSED_FILE = "decone_elapsed.json"  # in each SetFit checkpoint: training seconds spent up to that step
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` of a SetFit run (its trainer state is written last), or None."""
+    done = [c for c in folder.glob("checkpoint-*") if c.name[11:].isdigit() and (c / "trainer_state.json").exists()
+            and (c / ELAPSED_FILE).exists()]
+    return max(done, key=lambda c: int(c.name[11:]), default=None)
+
+
+def train_setfit(model_path: str, shots: dict, seed: int, a, checkpoints: Path, callbacks=()):
+    """SetFit with its defaults, its default checkpointing included (every ``a.setfit_save_steps`` = 500 steps, the
+    newest kept) into ``checkpoints``: a run stopped part way (a 64-shot TREC run is 7,680 steps) resumes from its
+    newest checkpoint. Returns the trained SetFitModel and ``{"steps", "train_s", "before_s", "resumed_at_step"}``:
+    before_s is the training time up to the checkpoint resumed from (0 for a fresh run), train_s adds this call's.
+    ``callbacks``: more ``transformers.TrainerCallback`` s for SetFit's embedding phase."""
     try:
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
+        from transformers import TrainerCallback
     except ImportError:
         raise SystemExit("setfit is not installed: pip install --no-deps setfit evaluate (or --systems without setfit)")
-    import tempfile
 
+    resume = latest_checkpoint(checkpoints)
+    before_s = json.loads((resume / ELAPSED_FILE).read_text())["train_s"] if resume else 0.0
+
+    class ElapsedOnSave(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):  # called once the checkpoint folder is written
+            folder = checkpoints / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                elapsed = {"step": state.global_step, "train_s": before_s + time.perf_counter() - t_train}
+                (folder / ELAPSED_FILE).write_text(json.dumps(elapsed) + "\n")
+
+    model = SetFitModel.from_pretrained(model_path)
+    args = TrainingArguments(output_dir=str(checkpoints), num_iterations=a.setfit_iterations, report_to="none",
+                             save_steps=a.setfit_save_steps, seed=seed, show_progress_bar=False)
+    trainer = Trainer(model=model, args=args, callbacks=[ElapsedOnSave(), *callbacks],
+                      train_dataset=Dataset.from_dict({"text": shots["texts"], "label": shots["labels"]}))
+    if resume is not None:
+        print(f"  resuming SetFit from {resume.name} ({before_s:.0f} s of training before)", flush=True)
+        st_train = trainer.st_trainer.train  # SetFit's train() calls it with no arguments
+        trainer.st_trainer.train = lambda *args_, **kw: st_train(*args_, resume_from_checkpoint=str(resume), **kw)
+    t_train = time.perf_counter()
+    trainer.train()
+    return model, {"steps": int(trainer.st_trainer.state.global_step),
+                   "train_s": before_s + time.perf_counter() - t_train, "before_s": before_s,
+                   "resumed_at_step": int(resume.name[11:]) if resume else None}
+
+
+def run_setfit(task: Task, shots: dict, seed: int, a, checkpoints: Path) -> dict:
     t0 = time.perf_counter()
-    model = SetFitModel.from_pretrained(task.model)
-    with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(output_dir=tmp, num_iterations=a.setfit_iterations, report_to="none",
-                                 save_strategy="no", seed=seed, show_progress_bar=False)
-        trainer = Trainer(model=model, args=args,
-                          train_dataset=Dataset.from_dict({"text": shots["texts"], "label": shots["labels"]}))
-        t_train = time.perf_counter()
-        trainer.train()
-        train_s = time.perf_counter() - t_train
-        steps = int(trainer.st_trainer.state.global_step)
+    model, trained = train_setfit(task.model, shots, seed, a, checkpoints)
     t_eval = time.perf_counter()
     pred = [str(y) for y in model.predict([t for t, _ in task.test], batch_size=128, show_progress_bar=False)]
     eval_s = time.perf_counter() - t_eval
     accuracy = float(np.mean([p == y for p, (_, y) in zip(pred, task.test)]))
-    return {"accuracy": accuracy, "steps": steps, "train_s": train_s, "eval_s": eval_s,
-            "wall_s": time.perf_counter() - t0}
+    out = {"accuracy": accuracy, "steps": trained["steps"], "train_s": trained["train_s"], "eval_s": eval_s,
+           "wall_s": trained["before_s"] + time.perf_counter() - t0}  # a resumed run: its earlier training too
+    if trained["resumed_at_step"] is not None:
+        out["resumed_at_step"] = trained["resumed_at_step"]
+    return out
 
 
 def run_decone(task: Task, shots_per_class: int, noise: float, seed: int, lam: float, a, shots: dict) -> dict:
@@ -205,7 +251,9 @@ def run_grid(a) -> list[dict]:
         if not sample_file.exists():
             sample_file.write_text(json.dumps({k: v for k, v in shots.items() if k != "texts"}) + "\n")
         if system == "setfit":
-            res = run_setfit(task, shots, seed, a)
+            key = run_key(task.name, shots_per_class, noise, seed, system)
+            checkpoints = Path(a.checkpoints) / key.replace("|", "_")
+            res = run_setfit(task, shots, seed, a, checkpoints)
         elif system == "logreg":
             res = run_logreg(task, shots, encoder)
         else:
@@ -214,8 +262,9 @@ def run_grid(a) -> list[dict]:
                "shots": shots_per_class, "noise": noise, "seed": seed, "system": system, "settings": want,
                **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
                "n_train": len(shots["indices"]), "n_flipped": len(shots["flipped"]), "n_test": len(task.test)}
-        with runs_path.open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        append_run(runs_path, row)
+        if system == "setfit":
+            shutil.rmtree(checkpoints, ignore_errors=True)
         print(f"[{k}/{len(todo)}] {task.name} {shots_per_class}-shot noise {noise:g} seed {seed} {system}: "
               f"{100 * res['accuracy']:.2f}% ({res['steps']} steps, {res['wall_s']:.1f} s)", flush=True)
     rows = [r for r in read_runs(runs_path) if r.get("settings") == want]

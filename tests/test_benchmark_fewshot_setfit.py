@@ -147,3 +147,47 @@ def test_coverage_names_the_settings_of_the_study_that_are_missing_or_partial():
     summary += [{**r, "shots": 64} for r in summary[:4]] + [{**r, "shots": 64, "noise": 0.2} for r in summary[:4]]
     summary[4]["n"] = 2
     assert m.coverage(summary, grid) == "Every setting of the study (4) has all 4 systems on 2 seeds."
+
+
+def test_a_setfit_run_resumed_from_its_checkpoint_ends_where_the_uninterrupted_run_ends(tmp_path, tiny_model_dir):
+    """A 64-shot TREC SetFit run is 7,680 steps: one stopped part way resumes from SetFit's newest checkpoint, and
+    the resumed run's body equals the body of the run that was never stopped."""
+    pytest.importorskip("setfit", reason="setfit is not installed (pip install --no-deps setfit evaluate)")
+    import json
+
+    import numpy as np
+
+    from decone import Encoder
+
+    m = _module()
+    body = tmp_path / "body"
+    Encoder.load(tiny_model_dir, pooling="mean", device="cpu").save(body)
+    words = ["good movie", "great film", "happy day", "good song", "bad movie", "terrible film", "sad night",
+             "bad day", "great book", "terrible song", "happy city", "sad news"]
+    shots = {"texts": words, "labels": ["pos", "pos", "pos", "pos", "neg", "neg", "neg", "neg", "pos", "neg", "pos",
+                                        "neg"]}
+    whole, first = m.train_setfit(str(body), shots, 0, m.parse_args(["--setfit-save-steps", "1000"]), tmp_path / "w")
+    steps = first["steps"]  # SetFit's oversampling: 84 pairs, 6 steps of 16
+    assert steps == 6 and first["resumed_at_step"] is None and first["before_s"] == 0.0
+    every2 = tmp_path / "every2"
+    m.train_setfit(str(body), shots, 0, m.parse_args(["--setfit-save-steps", "2"]), every2)
+    assert [c.name for c in every2.glob("checkpoint-*")] == ["checkpoint-6"]  # the newest kept, as SetFit does
+    assert json.loads((every2 / "checkpoint-6" / m.ELAPSED_FILE).read_text())["step"] == 6
+
+    from transformers import TrainerCallback
+
+    class StopAfter5(TrainerCallback):  # a run killed during step 5
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise KeyboardInterrupt
+
+    partial, every4 = tmp_path / "partial", m.parse_args(["--setfit-save-steps", "4"])
+    with pytest.raises(KeyboardInterrupt):
+        m.train_setfit(str(body), shots, 0, every4, partial, callbacks=[StopAfter5()])
+    assert m.latest_checkpoint(partial).name == "checkpoint-4"
+    # the next call resumes at checkpoint-4 and trains steps 5 and 6
+    resumed, second = m.train_setfit(str(body), shots, 0, every4, partial)
+    assert second["resumed_at_step"] == 4 and second["steps"] == steps and second["before_s"] > 0
+    assert second["train_s"] > second["before_s"]
+    probe = ["good film", "sad song", "the city"]
+    np.testing.assert_allclose(resumed.model_body.encode(probe), whole.model_body.encode(probe), atol=1e-5)

@@ -1,12 +1,13 @@
 """Few-shot sampling and label noise: class balance, exact flip counts, flips only to other classes."""
 
 import math
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from decone.classify.fewshot import flip_labels, read_runs, sample_balanced, summarize
+from decone.classify.fewshot import append_run, flip_labels, read_runs, sample_balanced, summarize
 from decone.errors import ConfigError, DataError
 
 
@@ -70,6 +71,36 @@ def test_read_runs_drops_a_torn_last_line(tmp_path):
     path.write_text('{"shots": 20, "seed": 0}\n{"shots": 20, "seed": 1}\n{"shots": 2')
     assert [r["seed"] for r in read_runs(path)] == [0, 1]
     assert path.read_text().endswith("}\n")
+
+
+def test_read_runs_keeps_a_whole_last_line_without_newline(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    path.write_text('{"seed": 0}\n{"seed": 1}')
+    assert [r["seed"] for r in read_runs(path)] == [0, 1] and path.read_text() == '{"seed": 0}\n{"seed": 1}'
+
+
+def _append_many(path: str, writer: int, n: int) -> None:
+    for i in range(n):
+        append_run(Path(path), {"writer": writer, "i": i, "pad": "x" * 3000})
+
+
+def test_runs_appended_side_by_side_while_another_reads_are_all_kept(tmp_path):
+    """Invocations side by side (--only-seeds) append to one runs.jsonl while others read it: a reader must never
+    take a line still being written for a torn tail and cut it off."""
+    import multiprocessing
+
+    path = tmp_path / "runs.jsonl"
+    ctx = multiprocessing.get_context("spawn")
+    writers = [ctx.Process(target=_append_many, args=(str(path), w, 60)) for w in range(2)]
+    for w in writers:
+        w.start()
+    while any(w.is_alive() for w in writers):
+        read_runs(path)
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    rows = read_runs(path)
+    assert sorted((r["writer"], r["i"]) for r in rows) == [(w, i) for w in range(2) for i in range(60)]
 
 
 def test_summarize_mean_std_and_paired_delta():

@@ -18,6 +18,7 @@ an interrupted grid resumes where it stopped. The settings that change results (
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -28,6 +29,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, runs side by side are then the user's risk
+    fcntl = None
 
 import numpy as np
 
@@ -218,29 +224,44 @@ def train_and_evaluate(cfg: FewShotConfig, pool: list, test: list, classes: list
 
 
 # ---------------------------------------------------------------------------------------------------------- the grid
+@contextlib.contextmanager
+def _locked(f):
+    """An exclusive advisory lock on an open runs file, so that invocations side by side (``--only-seeds``) never
+    read another's half-written line as torn, nor interleave their appends. No-op where ``fcntl`` is missing."""
+    if fcntl is None:
+        yield
+        return
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def read_runs(path: Path) -> list[dict]:
-    """Finished runs; a torn last line (a crash while writing) is dropped from the file."""
+    """Finished runs, one JSON object a line; a torn tail (a crash while writing) is dropped from the file."""
     if not path.exists():
         return []
     rows, good = [], 0
-    raw = path.read_bytes()
-    for line in raw.split(b"\n"):
-        if not line.strip():
+    with open(path, "r+b") as f, _locked(f):
+        raw = f.read()
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                good += len(line) + 1
+                continue
+            try:
+                rows.append(json.loads(line))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                break
             good += len(line) + 1
-            continue
-        try:
-            rows.append(json.loads(line))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            break
-        good += len(line) + 1
-    if good < len(raw):
-        with open(path, "r+b") as f:
-            f.truncate(min(good, len(raw)))
+        if good < len(raw):  # good can pass len(raw) by one when the last line has no newline
+            f.truncate(good)
     return rows
 
 
-def _append(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
+def append_run(path: Path, row: dict) -> None:
+    """Append one finished run as one line, under the lock :func:`read_runs` takes, and fsync it."""
+    with open(path, "a") as f, _locked(f):
         f.write(json.dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -325,7 +346,7 @@ def _run_grid(cfg: FewShotConfig, out: Path, log: Callable[[str], None]) -> list
     for k, (shots, noise, lam, seed) in enumerate(todo, start=1):
         fpath = feature_file(out, shots, noise, lam, seed) if seed < cfg.feature_seeds else None
         row = train_and_evaluate(cfg, pool, test, classes, shots, noise, lam, seed, fpath)
-        _append(runs_path, row)
+        append_run(runs_path, row)
         done[run_key(row)] = row
         seconds.setdefault(shots, []).append(row["wall_s"])
         log(f"[{k}/{len(todo)}] shots {shots}, noise {noise:g}, lambda {lam:g}, seed {seed}: accuracy "
