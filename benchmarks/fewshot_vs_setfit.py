@@ -33,6 +33,7 @@ the repository: ``benchmarks/results.py`` puts its tables into RESULTS.md and th
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -138,6 +139,13 @@ class Task:
 
 
 ELAPSED_FILE = "decone_elapsed.json"  # in each SetFit checkpoint: training seconds spent up to that step
+
+
+def checkpoint_folder(a, key: str) -> Path:
+    """Where a SetFit run keeps its checkpoints: named by its grid point and a digest of its settings, so that a run
+    with other settings (``--setfit-iterations``, ``--model``) never resumes from this one's."""
+    digest = hashlib.sha256(json.dumps(settings(a), sort_keys=True).encode()).hexdigest()[:10]
+    return Path(a.checkpoints) / f"{key.replace('|', '_')}_{digest}"
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -251,8 +259,7 @@ def run_grid(a) -> list[dict]:
         if not sample_file.exists():
             sample_file.write_text(json.dumps({k: v for k, v in shots.items() if k != "texts"}) + "\n")
         if system == "setfit":
-            key = run_key(task.name, shots_per_class, noise, seed, system)
-            checkpoints = Path(a.checkpoints) / key.replace("|", "_")
+            checkpoints = checkpoint_folder(a, run_key(task.name, shots_per_class, noise, seed, system))
             res = run_setfit(task, shots, seed, a, checkpoints)
         elif system == "logreg":
             res = run_logreg(task, shots, encoder)

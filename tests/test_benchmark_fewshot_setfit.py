@@ -189,5 +189,8 @@ def test_a_setfit_run_resumed_from_its_checkpoint_ends_where_the_uninterrupted_r
     resumed, second = m.train_setfit(str(body), shots, 0, every4, partial)
     assert second["resumed_at_step"] == 4 and second["steps"] == steps and second["before_s"] > 0
     assert second["train_s"] > second["before_s"]
+    key = m.run_key("TREC", 64, 0.0, 0, "setfit")
+    assert m.checkpoint_folder(every4, key) == m.checkpoint_folder(m.parse_args(["--setfit-save-steps", "9"]), key)
+    assert m.checkpoint_folder(every4, key) != m.checkpoint_folder(m.parse_args(["--setfit-iterations", "20"]), key)
     probe = ["good film", "sad song", "the city"]
     np.testing.assert_allclose(resumed.model_body.encode(probe), whole.model_body.encode(probe), atol=1e-5)
