@@ -412,8 +412,9 @@ class Records:
     returned, under the settings (``key``) it was built with, machine paths made portable, with what building it
     cost and where. A fresh checkout reuses them, so one ``results.py`` invocation rebuilds RESULTS.md without
     retraining; a changed key rebuilds that record only. The quick run's records stay in the ignored
-    ``results/work-quick/``. Records are written atomically (a temporary file per process, then a rename), so
-    side-by-side invocations may build different records of one piece.
+    ``results/work-quick/``. Records are written atomically (a temporary file per process, then a rename) and built
+    under a lock per record, so side-by-side invocations may build different records of one piece, and two that
+    want the same record build it once.
     """
 
     def __init__(self, piece: str, out: Path, shared_folder: Path, quick: bool):
@@ -425,22 +426,40 @@ class Records:
 
     def record(self, name: str, key: dict, build, reuse=None) -> dict:
         """The whole record ``name``: the committed one where its key matches (and ``reuse(record)``, if given,
-        agrees), else built now by ``build()`` and written."""
+        agrees), else built now by ``build()`` and written. Building holds a lock per record (under the ignored
+        ``results/work/locks/``): an invocation side by side that wants the same record waits, then reuses it,
+        instead of building it a second time into the same work folders."""
+        from filelock import FileLock  # transformers' and huggingface_hub's own dependency
+
         path, key = self.path(name), portable_obj(key, self.shared, self.out)
-        if path.exists():
-            rec = json.loads(path.read_text())
-            if rec.get("key") == key and "value" in rec and (reuse is None or reuse(rec)):  # an older layout: rebuilt
+        rec = self._reusable(path, key, reuse)
+        if rec is not None:
+            return rec
+        locks = self.out / "results" / "work" / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / f"{self.folder.name}__{path.stem}.lock")):
+            rec = self._reusable(path, key, reuse)  # built by another invocation while this one waited
+            if rec is not None:
                 return rec
-        t0 = time.perf_counter()
-        value = portable_obj(build(), self.shared, self.out)
-        info = machine()
-        rec = {"key": key, "value": value, "build_s": round(time.perf_counter() - t0, 1), "bf16": native_bf16(),
-               "machine": f"{info['cpu']}, {info['logical_cpus']} logical CPUs"}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(rec, indent=1) + "\n")
-        tmp.replace(path)
+            t0 = time.perf_counter()
+            value = portable_obj(build(), self.shared, self.out)
+            info = machine()
+            rec = {"key": key, "value": value, "build_s": round(time.perf_counter() - t0, 1), "bf16": native_bf16(),
+                   "machine": f"{info['cpu']}, {info['logical_cpus']} logical CPUs"}
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(rec, indent=1) + "\n")
+            tmp.replace(path)
         return rec
+
+    @staticmethod
+    def _reusable(path: Path, key, reuse) -> dict | None:
+        if not path.exists():
+            return None
+        rec = json.loads(path.read_text())
+        if rec.get("key") == key and "value" in rec and (reuse is None or reuse(rec)):  # an older layout: rebuilt
+            return rec
+        return None
 
     def get(self, name: str, key: dict, build, reuse=None):
         """What record ``name`` holds (its ``value``), built first where needed (:meth:`record`)."""

@@ -318,3 +318,34 @@ def test_seeds_builds_a_pieces_records_of_those_seeds_only_and_leaves_results_md
         monkeypatch.setattr(sys, "argv", ["results.py", "--output", str(out), *argv])
         with pytest.raises(SystemExit):
             r.main()
+
+
+def _build_record_in_a_process(out: str, shared: str, log: str) -> None:
+    import time as _time
+
+    r = _module("_common")
+
+    def build():
+        with open(log, "a") as f:
+            f.write("built\n")
+        _time.sleep(1.0)  # long enough for the other process to arrive while this one builds
+        return {"score": 1.0}
+
+    r.Records("piece", Path(out), Path(shared), quick=False).get("run", {"steps": 1}, build)
+
+
+def test_two_invocations_wanting_the_same_record_build_it_once(tmp_path):
+    """Side-by-side results.py invocations: the second waits on the record's lock, then reuses the first's record."""
+    import multiprocessing
+
+    out, shared, log = tmp_path / "repo", tmp_path / "shared", tmp_path / "builds.log"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_build_record_in_a_process, args=(str(out), str(shared), str(log))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    assert log.read_text() == "built\n"
+    assert json.loads((out / "results/piece/run.json").read_text())["value"] == {"score": 1.0}
+    assert not list((out / "results/piece").glob("*.tmp"))
