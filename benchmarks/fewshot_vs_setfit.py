@@ -237,6 +237,8 @@ def run_logreg(task: Task, shots: dict, encoder) -> dict:
 def run_grid(a) -> list[dict]:
     """Every (noise, shots, task, seed, system) not yet in runs.jsonl, noise-major so that an interrupted grid has
     whole cells (every system and seed of a setting) first."""
+    import torch
+
     from decone.encoder import Encoder
 
     out = Path(a.output)
@@ -268,7 +270,8 @@ def run_grid(a) -> list[dict]:
         row = {"key": run_key(task.name, shots_per_class, noise, seed, system), "task": task.name,
                "shots": shots_per_class, "noise": noise, "seed": seed, "system": system, "settings": want,
                **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
-               "n_train": len(shots["indices"]), "n_flipped": len(shots["flipped"]), "n_test": len(task.test)}
+               "n_train": len(shots["indices"]), "n_flipped": len(shots["flipped"]), "n_test": len(task.test),
+               "threads": torch.get_num_threads()}  # wall times depend on it (invocations side by side: 1 each)
         append_run(runs_path, row)
         if system == "setfit":
             shutil.rmtree(checkpoints, ignore_errors=True)
@@ -431,6 +434,17 @@ def _version(package: str) -> str:
         return "(not installed)"
 
 
+def threads_said(rows: list[dict]) -> str:
+    """How many torch threads the runs had, which their wall times depend on."""
+    counts = {}
+    for r in rows:
+        counts[r.get("threads")] = counts.get(r.get("threads"), 0) + 1
+    parts = [f"{n} at {t} thread{'s' if t != 1 else ''}" for t, n in sorted((t, n) for t, n in counts.items() if t)]
+    if counts.get(None):
+        parts.append(f"{counts[None]} not recorded")
+    return "Torch threads a run (wall times depend on them): " + ", ".join(parts) + "." if parts else ""
+
+
 def report(rows: list[dict], out: Path, a) -> list[dict]:
     summary = summarize(rows)
     total_min = sum(r["wall_s"] for r in rows) / 60
@@ -441,7 +455,7 @@ def report(rows: list[dict], out: Path, a) -> list[dict]:
             f"{total_min:.1f} min of run time. decone CE / CE+SCL: {a.epochs} epochs, batch {a.batch_size}, lr {a.lr:g}, "
             f"temperature 0.3. SetFit {_version('setfit')}: "
             + ("its defaults (oversampling)" if a.setfit_iterations is None else f"num_iterations={a.setfit_iterations}")
-            + ".", ""]
+            + ". " + threads_said(rows), ""]
     text = head + markdown(summary) + [""] + plain_words(summary) + ["", coverage(summary), ""]
     (out / "summary.md").write_text("\n".join(text))
     (out / "summary.json").write_text(json.dumps({"intro": head[2:-1], "summary": summary}, indent=1) + "\n")

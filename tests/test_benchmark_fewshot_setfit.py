@@ -72,6 +72,9 @@ def test_report_only_reads_finished_runs_with_the_same_settings(tmp_path):
     m.main(["--output", str(tmp_path), "--report-only"])
     text = (tmp_path / "summary.md").read_text()
     assert "4 runs" in text and "85.00 ± 7.07" in text and (tmp_path / "accuracy_vs_shots.png").exists()
+    assert "Torch threads a run (wall times depend on them): 4 not recorded." in text
+    assert m.threads_said([{"threads": 1}, {"threads": 2}, {"threads": 1}, {}]) == (
+        "Torch threads a run (wall times depend on them): 2 at 1 thread, 1 at 2 threads, 1 not recorded.")
     data = json.loads((tmp_path / "summary.json").read_text())
     assert [r["system"] for r in data["summary"]] == ["setfit", "ce"] and "4 runs" in " ".join(data["intro"])
 
