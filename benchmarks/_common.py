@@ -437,7 +437,7 @@ class Records:
             return rec
         locks = self.out / "results" / "work" / "locks"
         locks.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(locks / f"{self.folder.name}__{path.stem}.lock")):
+        with FileLock(str(locks / f"{'__'.join(self.folder.relative_to(self.out).parts)}__{path.stem}.lock")):
             rec = self._reusable(path, key, reuse)  # built by another invocation while this one waited
             if rec is not None:
                 return rec

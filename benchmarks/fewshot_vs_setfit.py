@@ -138,29 +138,46 @@ class Task:
         return self._test_features
 
 
-ELAPSED_FILE = "decone_elapsed.json"  # in each SetFit checkpoint: training seconds spent up to that step
-
-
-def checkpoint_folder(a, key: str) -> Path:
-    """Where a SetFit run keeps its checkpoints: named by its grid point and a digest of its settings, so that a run
-    with other settings (``--setfit-iterations``, ``--model``) never resumes from this one's."""
-    digest = hashlib.sha256(json.dumps(settings(a), sort_keys=True).encode()).hexdigest()[:10]
+def checkpoint_folder(a, key: str, shots: dict) -> Path:
+    """Where a SetFit run keeps its checkpoints: named by its grid point and a digest of everything its training
+    depends on (its settings, its sampled shots and labels, the output it belongs to, the library versions), so that
+    no other run ever resumes from this one's."""
+    what = {"settings": settings(a), "indices": shots["indices"], "labels": shots["labels"],
+            "output": str(Path(a.output).resolve()),
+            "versions": [_version(p) for p in ("setfit", "sentence-transformers", "transformers", "torch")]}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
     return Path(a.checkpoints) / f"{key.replace('|', '_')}_{digest}"
 
 
+def _elapsed_file(checkpoints: Path, step: int) -> Path:
+    """Beside ``checkpoint-<step>`` (not in it: the trainer deletes the older checkpoint before its ``on_save``):
+    the training seconds spent up to that step, written before the checkpoint itself."""
+    return checkpoints / f"elapsed-{step}.json"
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` of a SetFit run (its trainer state is written last), or None."""
-    done = [c for c in folder.glob("checkpoint-*") if c.name[11:].isdigit() and (c / "trainer_state.json").exists()
-            and (c / ELAPSED_FILE).exists()]
-    return max(done, key=lambda c: int(c.name[11:]), default=None)
+    """The newest complete ``checkpoint-N`` of a SetFit run, or None: complete means its trainer state (the last
+    file the trainer writes into it) parses and its elapsed-time file is there."""
+    def complete(c: Path) -> bool:
+        if not c.name[11:].isdigit() or not _elapsed_file(folder, int(c.name[11:])).exists():
+            return False
+        try:
+            json.loads((c / "trainer_state.json").read_text())
+            return True
+        except (OSError, ValueError):
+            return False
+    return max((c for c in folder.glob("checkpoint-*") if complete(c)), key=lambda c: int(c.name[11:]), default=None)
 
 
 def train_setfit(model_path: str, shots: dict, seed: int, a, checkpoints: Path, callbacks=()):
     """SetFit with its defaults, its default checkpointing included (every ``a.setfit_save_steps`` = 500 steps, the
     newest kept) into ``checkpoints``: a run stopped part way (a 64-shot TREC run is 7,680 steps) resumes from its
-    newest checkpoint. Returns the trained SetFitModel and ``{"steps", "train_s", "before_s", "resumed_at_step"}``:
-    before_s is the training time up to the checkpoint resumed from (0 for a fresh run), train_s adds this call's.
-    ``callbacks``: more ``transformers.TrainerCallback`` s for SetFit's embedding phase."""
+    newest checkpoint (with the save interval it started with). Returns the trained SetFitModel and
+    ``{"steps", "train_s", "save_s", "own_save_s", "before_s", "resumed_at_step"}``: train_s is the training time
+    without the checkpoint writes (timed apart as save_s, own_save_s this call's share, so that runs compare with
+    runs that wrote none), before_s the part of it spent before the checkpoint resumed from (0 for a fresh run; the
+    steps after that checkpoint that an interrupted invocation trained and lost are not counted). ``callbacks``:
+    more ``transformers.TrainerCallback`` s for SetFit's embedding phase."""
     try:
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
@@ -169,19 +186,33 @@ def train_setfit(model_path: str, shots: dict, seed: int, a, checkpoints: Path, 
         raise SystemExit("setfit is not installed: pip install --no-deps setfit evaluate (or --systems without setfit)")
 
     resume = latest_checkpoint(checkpoints)
-    before_s = json.loads((resume / ELAPSED_FILE).read_text())["train_s"] if resume else 0.0
+    before = json.loads(_elapsed_file(checkpoints, int(resume.name[11:])).read_text()) if resume else {}
+    before_s, save_s = before.get("train_s", 0.0), [before.get("save_s", 0.0)]
+    saving = [None]
 
-    class ElapsedOnSave(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):  # called once the checkpoint folder is written
-            folder = checkpoints / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
-                elapsed = {"step": state.global_step, "train_s": before_s + time.perf_counter() - t_train}
-                (folder / ELAPSED_FILE).write_text(json.dumps(elapsed) + "\n")
+    class TimeCheckpoints(TrainerCallback):
+        """Runs after transformers' DefaultFlowCallback, which decides ``should_save`` in its own on_step_end."""
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_save:
+                saving[0] = time.perf_counter()
+                elapsed = {"step": state.global_step, "save_s": save_s[0],
+                           "train_s": before_s + saving[0] - t_train - (save_s[0] - before.get("save_s", 0.0))}
+                checkpoints.mkdir(parents=True, exist_ok=True)
+                path = _elapsed_file(checkpoints, state.global_step)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(elapsed) + "\n")
+                tmp.replace(path)
+
+        def on_save(self, args, state, control, **kwargs):
+            if saving[0] is not None:
+                save_s[0] += time.perf_counter() - saving[0]
+                saving[0] = None
 
     model = SetFitModel.from_pretrained(model_path)
     args = TrainingArguments(output_dir=str(checkpoints), num_iterations=a.setfit_iterations, report_to="none",
                              save_steps=a.setfit_save_steps, seed=seed, show_progress_bar=False)
-    trainer = Trainer(model=model, args=args, callbacks=[ElapsedOnSave(), *callbacks],
+    trainer = Trainer(model=model, args=args, callbacks=[TimeCheckpoints(), *callbacks],
                       train_dataset=Dataset.from_dict({"text": shots["texts"], "label": shots["labels"]}))
     if resume is not None:
         print(f"  resuming SetFit from {resume.name} ({before_s:.0f} s of training before)", flush=True)
@@ -189,20 +220,30 @@ def train_setfit(model_path: str, shots: dict, seed: int, a, checkpoints: Path, 
         trainer.st_trainer.train = lambda *args_, **kw: st_train(*args_, resume_from_checkpoint=str(resume), **kw)
     t_train = time.perf_counter()
     trainer.train()
+    own_save_s = save_s[0] - before.get("save_s", 0.0)
     return model, {"steps": int(trainer.st_trainer.state.global_step),
-                   "train_s": before_s + time.perf_counter() - t_train, "before_s": before_s,
-                   "resumed_at_step": int(resume.name[11:]) if resume else None}
+                   "train_s": before_s + time.perf_counter() - t_train - own_save_s, "save_s": save_s[0],
+                   "own_save_s": own_save_s, "before_s": before_s, "resumed_at_step": int(resume.name[11:]) if resume else None}
 
 
-def run_setfit(task: Task, shots: dict, seed: int, a, checkpoints: Path) -> dict:
-    t0 = time.perf_counter()
-    model, trained = train_setfit(task.model, shots, seed, a, checkpoints)
-    t_eval = time.perf_counter()
-    pred = [str(y) for y in model.predict([t for t, _ in task.test], batch_size=128, show_progress_bar=False)]
-    eval_s = time.perf_counter() - t_eval
+def run_setfit(task: Task, shots: dict, seed: int, a, checkpoints: Path) -> dict | None:
+    """One SetFit run, scored on the test set; None (nothing done) while another invocation trains the same run."""
+    from filelock import FileLock, Timeout
+
+    checkpoints.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(checkpoints) + ".lock", timeout=0):
+            t0 = time.perf_counter()
+            model, trained = train_setfit(task.model, shots, seed, a, checkpoints)
+            t_eval = time.perf_counter()
+            pred = [str(y) for y in model.predict([t for t, _ in task.test], batch_size=128, show_progress_bar=False)]
+            eval_s = time.perf_counter() - t_eval
+    except Timeout:
+        return None
     accuracy = float(np.mean([p == y for p, (_, y) in zip(pred, task.test)]))
     out = {"accuracy": accuracy, "steps": trained["steps"], "train_s": trained["train_s"], "eval_s": eval_s,
-           "wall_s": trained["before_s"] + time.perf_counter() - t0}  # a resumed run: its earlier training too
+           "save_s": trained["save_s"],  # SetFit's checkpoint writes, left out of train_s and wall_s
+           "wall_s": trained["before_s"] + time.perf_counter() - t0 - trained["own_save_s"]}
     if trained["resumed_at_step"] is not None:
         out["resumed_at_step"] = trained["resumed_at_step"]
     return out
@@ -261,8 +302,12 @@ def run_grid(a) -> list[dict]:
         if not sample_file.exists():
             sample_file.write_text(json.dumps({k: v for k, v in shots.items() if k != "texts"}) + "\n")
         if system == "setfit":
-            checkpoints = checkpoint_folder(a, run_key(task.name, shots_per_class, noise, seed, system))
+            checkpoints = checkpoint_folder(a, run_key(task.name, shots_per_class, noise, seed, system), shots)
             res = run_setfit(task, shots, seed, a, checkpoints)
+            if res is None:
+                print(f"[{k}/{len(todo)}] {task.name} {shots_per_class}-shot noise {noise:g} seed {seed} setfit: "
+                      "skipped, another invocation is training it", flush=True)
+                continue
         elif system == "logreg":
             res = run_logreg(task, shots, encoder)
         else:
@@ -271,7 +316,7 @@ def run_grid(a) -> list[dict]:
                "shots": shots_per_class, "noise": noise, "seed": seed, "system": system, "settings": want,
                **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
                "n_train": len(shots["indices"]), "n_flipped": len(shots["flipped"]), "n_test": len(task.test),
-               "threads": torch.get_num_threads()}  # wall times depend on it (invocations side by side: 1 each)
+               "threads": torch.get_num_threads()}  # wall times depend on it (side by side: OMP_NUM_THREADS=1 each)
         append_run(runs_path, row)
         if system == "setfit":
             shutil.rmtree(checkpoints, ignore_errors=True)
@@ -455,7 +500,7 @@ def report(rows: list[dict], out: Path, a) -> list[dict]:
             f"{total_min:.1f} min of run time. decone CE / CE+SCL: {a.epochs} epochs, batch {a.batch_size}, lr {a.lr:g}, "
             f"temperature 0.3. SetFit {_version('setfit')}: "
             + ("its defaults (oversampling)" if a.setfit_iterations is None else f"num_iterations={a.setfit_iterations}")
-            + ". " + threads_said(rows), ""]
+            + "." + (" " + threads_said(rows) if threads_said(rows) else ""), ""]
     text = head + markdown(summary) + [""] + plain_words(summary) + ["", coverage(summary), ""]
     (out / "summary.md").write_text("\n".join(text))
     (out / "summary.json").write_text(json.dumps({"intro": head[2:-1], "summary": summary}, indent=1) + "\n")

@@ -175,7 +175,7 @@ def test_a_setfit_run_resumed_from_its_checkpoint_ends_where_the_uninterrupted_r
     every2 = tmp_path / "every2"
     m.train_setfit(str(body), shots, 0, m.parse_args(["--setfit-save-steps", "2"]), every2)
     assert [c.name for c in every2.glob("checkpoint-*")] == ["checkpoint-6"]  # the newest kept, as SetFit does
-    assert json.loads((every2 / "checkpoint-6" / m.ELAPSED_FILE).read_text())["step"] == 6
+    assert json.loads((every2 / "elapsed-6.json").read_text())["step"] == 6 and m.latest_checkpoint(every2)
 
     from transformers import TrainerCallback
 
@@ -191,9 +191,37 @@ def test_a_setfit_run_resumed_from_its_checkpoint_ends_where_the_uninterrupted_r
     # the next call resumes at checkpoint-4 and trains steps 5 and 6
     resumed, second = m.train_setfit(str(body), shots, 0, every4, partial)
     assert second["resumed_at_step"] == 4 and second["steps"] == steps and second["before_s"] > 0
-    assert second["train_s"] > second["before_s"]
-    key = m.run_key("TREC", 64, 0.0, 0, "setfit")
-    assert m.checkpoint_folder(every4, key) == m.checkpoint_folder(m.parse_args(["--setfit-save-steps", "9"]), key)
-    assert m.checkpoint_folder(every4, key) != m.checkpoint_folder(m.parse_args(["--setfit-iterations", "20"]), key)
+    assert second["train_s"] > second["before_s"] and second["save_s"] > 0  # saves timed apart from training
     probe = ["good film", "sad song", "the city"]
     np.testing.assert_allclose(resumed.model_body.encode(probe), whole.model_body.encode(probe), atol=1e-5)
+
+
+def test_setfit_checkpoints_are_per_run_complete_and_locked(tmp_path):
+    """The checkpoint folder is the run's alone (settings, shots, output); a checkpoint counts only when its trainer
+    state parses and its elapsed-time file is there; a run another invocation is training is skipped."""
+    import json
+
+    m = _module()
+    a = m.parse_args(["--checkpoints", str(tmp_path / "ck")])
+    key, shots = m.run_key("TREC", 64, 0.0, 0, "setfit"), {"indices": [1, 2], "labels": ["a", "b"]}
+    folder = m.checkpoint_folder(a, key, shots)
+    assert folder.parent == tmp_path / "ck" and folder.name.startswith("TREC_64_0_0_setfit_")
+    assert folder == m.checkpoint_folder(m.parse_args(["--checkpoints", str(tmp_path / "ck"),
+                                                       "--setfit-save-steps", "9"]), key, shots)
+    for other in (m.checkpoint_folder(m.parse_args(["--checkpoints", str(tmp_path / "ck"), "--setfit-iterations",
+                                                    "20"]), key, shots),
+                  m.checkpoint_folder(a, key, {**shots, "labels": ["a", "a"]}),
+                  m.checkpoint_folder(m.parse_args(["--checkpoints", str(tmp_path / "ck"), "--output",
+                                                    str(tmp_path / "quick")]), key, shots)):
+        assert other != folder
+    for step, state, elapsed in ((500, "{}", True), (1000, "{}", False), (1500, "{tor", True), (2000, None, True)):
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+        if state is not None:
+            (folder / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+        if elapsed:
+            (folder / f"elapsed-{step}.json").write_text(json.dumps({"step": step, "train_s": 1.0, "save_s": 0.0}))
+    assert m.latest_checkpoint(folder).name == "checkpoint-500"  # 1000: no elapsed file; 1500 torn; 2000 no state
+    from filelock import FileLock
+
+    with FileLock(str(folder) + ".lock"):  # another invocation trains this run: skipped, nothing loaded
+        assert m.run_setfit(None, shots, 0, a, folder) is None

@@ -73,10 +73,30 @@ def test_read_runs_drops_a_torn_last_line(tmp_path):
     assert path.read_text().endswith("}\n")
 
 
-def test_read_runs_keeps_a_whole_last_line_without_newline(tmp_path):
+def test_read_runs_keeps_a_whole_last_line_without_newline_and_the_next_append_does_not_join_it(tmp_path):
     path = tmp_path / "runs.jsonl"
     path.write_text('{"seed": 0}\n{"seed": 1}')
     assert [r["seed"] for r in read_runs(path)] == [0, 1] and path.read_text() == '{"seed": 0}\n{"seed": 1}'
+    append_run(path, {"seed": 2})
+    assert [r["seed"] for r in read_runs(path)] == [0, 1, 2] and path.read_text().endswith('{"seed": 2}\n')
+
+
+def test_read_runs_skips_a_bad_line_but_keeps_the_rows_after_it_and_opens_for_writing_only_to_cut(tmp_path,
+                                                                                                   monkeypatch):
+    """A crash mid-write by one invocation, then rows appended by another side by side: those rows are kept. A
+    clean file is only read (--report-only works on a read-only checkout)."""
+    import builtins
+
+    from decone.classify import fewshot
+
+    modes = []
+    monkeypatch.setattr(fewshot, "open", lambda *a, **k: modes.append(a[1]) or builtins.open(*a, **k), raising=False)
+    path = tmp_path / "runs.jsonl"
+    path.write_text('{"seed": 0}\n{"seed": 1, "acc\n{"seed": 2}\n')
+    assert [r["seed"] for r in read_runs(path)] == [0, 2] and modes == ["rb"]
+    path.write_text('{"seed": 0}\n{"se')
+    assert [r["seed"] for r in read_runs(path)] == [0] and modes == ["rb", "rb", "r+b"]
+    assert path.read_text() == '{"seed": 0}\n'
 
 
 def _append_many(path: str, writer: int, n: int) -> None:

@@ -225,44 +225,64 @@ def train_and_evaluate(cfg: FewShotConfig, pool: list, test: list, classes: list
 
 # ---------------------------------------------------------------------------------------------------------- the grid
 @contextlib.contextmanager
-def _locked(f):
-    """An exclusive advisory lock on an open runs file, so that invocations side by side (``--only-seeds``) never
-    read another's half-written line as torn, nor interleave their appends. No-op where ``fcntl`` is missing."""
+def _locked(f, exclusive: bool = True):
+    """An advisory lock on an open runs file (exclusive to append or cut, shared to read), so that invocations side
+    by side (``--only-seeds``) never read another's half-written line as torn, nor interleave their appends. No-op
+    where ``fcntl`` is missing."""
     if fcntl is None:
         yield
         return
-    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
     try:
         yield
     finally:
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def read_runs(path: Path) -> list[dict]:
-    """Finished runs, one JSON object a line; a torn tail (a crash while writing) is dropped from the file."""
-    if not path.exists():
-        return []
-    rows, good = [], 0
-    with open(path, "r+b") as f, _locked(f):
-        raw = f.read()
-        for line in raw.split(b"\n"):
-            if not line.strip():
-                good += len(line) + 1
-                continue
+def _parse_runs(raw: bytes) -> tuple[list[dict], int | None]:
+    """The rows of a runs file, and where a torn tail begins (None if there is none). A torn tail is an unparsable
+    last line without a newline (a crash while writing); an unparsable line with a newline is skipped, so that the
+    rows after it are kept."""
+    rows, start = [], 0
+    while start < len(raw):
+        end = raw.find(b"\n", start)
+        line = raw[start:] if end < 0 else raw[start:end]
+        if line.strip():
             try:
                 rows.append(json.loads(line))
             except (json.JSONDecodeError, UnicodeDecodeError):
-                break
-            good += len(line) + 1
-        if good < len(raw):  # good can pass len(raw) by one when the last line has no newline
-            f.truncate(good)
+                if end < 0:
+                    return rows, start
+        start = len(raw) if end < 0 else end + 1
+    return rows, None
+
+
+def read_runs(path: Path) -> list[dict]:
+    """Finished runs, one JSON object a line; a torn tail (a crash while writing) is cut from the file. Reading
+    needs no write access unless there is a tail to cut."""
+    if not path.exists():
+        return []
+    with open(path, "rb") as f, _locked(f, exclusive=False):
+        rows, torn = _parse_runs(f.read())
+    if torn is None:
+        return rows
+    with open(path, "r+b") as f, _locked(f):
+        rows, torn = _parse_runs(f.read())  # again under the exclusive lock: the file may have grown meanwhile
+        if torn is not None:
+            f.truncate(torn)
     return rows
 
 
 def append_run(path: Path, row: dict) -> None:
-    """Append one finished run as one line, under the lock :func:`read_runs` takes, and fsync it."""
-    with open(path, "a") as f, _locked(f):
-        f.write(json.dumps(row) + "\n")
+    """Append one finished run as one line, under the lock :func:`read_runs` takes, and fsync it. A last line
+    without its newline (a hand edit, a merge) gets one first, so that the row never joins it."""
+    with open(path, "a+b") as f, _locked(f):
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write((json.dumps(row) + "\n").encode())
         f.flush()
         os.fsync(f.fileno())
 
