@@ -328,7 +328,7 @@ def _build_record_in_a_process(out: str, shared: str, log: str) -> None:
     def build():
         with open(log, "a") as f:
             f.write("built\n")
-        _time.sleep(1.0)  # long enough for the other process to arrive while this one builds
+        _time.sleep(3.0)  # long enough for the other process to arrive while this one builds
         return {"score": 1.0}
 
     r.Records("piece", Path(out), Path(shared), quick=False).get("run", {"steps": 1}, build)
