@@ -225,3 +225,23 @@ def test_setfit_checkpoints_are_per_run_complete_and_locked(tmp_path):
 
     with FileLock(str(folder) + ".lock"):  # another invocation trains this run: skipped, nothing loaded
         assert m.run_setfit(None, shots, 0, a, folder) is None
+
+
+def test_results_setfit_section_names_the_runs_built_outside_its_budget(tmp_path):
+    """results.py's setfit piece reads the folder's summary; runs built outside its budget (TREC 64: hours a SetFit
+    run) are named with their command, and their finished rows are in the tables like the budget's."""
+    import json
+
+    r, m = _results_module(), _module()
+    folder = tmp_path / "results" / "setfit"
+    folder.mkdir(parents=True)
+    summary = m.summarize(_rows({"setfit": [0.8, 0.82], "ce": [0.7, 0.72]}))
+    (folder / "summary.json").write_text(json.dumps({"intro": ["2 runs."], "summary": summary}))
+    b = {"setfit": [], "setfit_outside": [["--tasks", "TREC", "--shots", "64"]]}
+    section, readme = r.setfit_piece(b, False, tmp_path, tmp_path / "figs")
+    text = "\n".join(section)
+    assert "outside this script, over several invocations" in text
+    assert "`python benchmarks/fewshot_vs_setfit.py --tasks TREC --shots 64`" in text
+    assert "| SST-2 | 8 | 0 | SetFit | 2 | 81.00 ± 1.41 |" in text and readme[0].startswith("| task | shots/class")
+    section, _ = r.setfit_piece({"setfit": []}, False, tmp_path, tmp_path / "figs")
+    assert "outside this script" not in "\n".join(section)
