@@ -360,7 +360,8 @@ def summarize(rows: list[dict]) -> list[dict]:
 def _delta(d: dict | None) -> str:
     if not d:
         return ""
-    return f"{d['mean']:+.2f} ± {d['std']:.2f}; {d['wins']}/{d['n']}; {d['verdict']}"
+    spread = f" ± {d['std']:.2f}" if d["n"] > 1 else ""
+    return f"{d['mean']:+.2f}{spread}; {d['wins']}/{d['n']}; {d['verdict']}"
 
 
 def markdown(summary: list[dict]) -> list[str]:
@@ -369,9 +370,14 @@ def markdown(summary: list[dict]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in summary:
         lines.append(f"| {r['task']} | {r['shots']} | {r['noise']:g} | {LABELS[r['system']]} | {r['n']} | "
-                     f"{r['mean']:.2f} ± {r['std']:.2f} | {_delta(r.get('vs_setfit'))} | {_delta(r.get('vs_ce'))} | "
+                     f"{_accuracy(r)} | {_delta(r.get('vs_setfit'))} | {_delta(r.get('vs_ce'))} | "
                      f"{r['wall_s']:.1f} |")
     return lines
+
+
+def _accuracy(r: dict) -> str:
+    """mean ± std over seeds; one seed has no spread to show."""
+    return f"{r['mean']:.2f} ± {r['std']:.2f}" if r["n"] > 1 else f"{r['mean']:.2f}"
 
 
 def compact_markdown(summary: list[dict]) -> list[str]:
@@ -383,12 +389,17 @@ def compact_markdown(summary: list[dict]) -> list[str]:
     lines = ["| task | shots/class | noise | " + " | ".join(LABELS[s] for s in SYSTEMS) + " |",
              "|---|---|---|" + "---|" * len(SYSTEMS)]
     for (task, shots, noise), by in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
-        best = max(r["mean"] for r in by.values())
+        most = max(r["n"] for r in by.values())  # a system on fewer seeds (a setting still being built) is shown
+        best = max(r["mean"] for r in by.values() if r["n"] == most)  # with its count and not ranked
         row = []
         for s in SYSTEMS:
             r = by.get(s)
-            text = f"{r['mean']:.2f} ± {r['std']:.2f}" if r else "—"
-            row.append(f"**{text}**" if r and r["mean"] == best else text)
+            if r is None:
+                row.append("—")
+            elif r["n"] < most:
+                row.append(f"{_accuracy(r)} ({r['n']} of {most} seeds)")
+            else:
+                row.append(f"**{_accuracy(r)}**" if r["mean"] == best else _accuracy(r))
         lines.append(f"| {task} | {shots} | {noise:g} | " + " | ".join(row) + " |")
     return lines
 
@@ -431,10 +442,18 @@ def coverage(summary: list[dict], grid: dict = GRID) -> str:
 
     def name(c):
         got = have.get((c[0], c[1], round(c[2], 6)))
-        return f"{c[0]} {c[1]}-shot noise {c[2]:g}" + (" (partial)" if got else "")
+        if not got:
+            return f"{c[0]} {c[1]}-shot noise {c[2]:g}"
+        short = [f"{LABELS[x]} on {got.get(x, 0)} of {grid['seeds']} seeds" for x in SYSTEMS
+                 if got.get(x, 0) < grid["seeds"]]
+        return f"{c[0]} {c[1]}-shot noise {c[2]:g} (so far {', '.join(short)})"
+    missing = [name(c) for c in rest if not have.get((c[0], c[1], round(c[2], 6)))]
+    partial = [name(c) for c in rest if have.get((c[0], c[1], round(c[2], 6)))]
     return (f"{len(whole)} of the study's {len(cells)} settings ({'/'.join(grid['tasks'])} x "
             f"{'/'.join(map(str, grid['shots']))} shots x noise {'/'.join(f'{p:g}' for p in grid['noise'])}) have all "
-            f"{len(SYSTEMS)} systems on {grid['seeds']} seeds; not yet run: " + ", ".join(name(c) for c in rest) + ".")
+            f"{len(SYSTEMS)} systems on {grid['seeds']} seeds"
+            + (f"; partial: {'; '.join(partial)}" if partial else "")
+            + (f"; not yet run: {', '.join(missing)}" if missing else "") + ".")
 
 
 def plot(summary: list[dict], path: Path) -> None:

@@ -88,6 +88,12 @@ def test_compact_table_has_one_row_per_setting_and_bolds_the_best():
     assert len(table) == 2 + 2
     assert table[2] == "| SST-2 | 8 | 0 | **81.00 ± 1.41** | 71.00 ± 1.41 | — | — |"
     assert table[3] == "| SST-2 | 8 | 0.4 | 51.00 ± 1.41 | **71.00 ± 1.41** | — | — |"
+    # a setting still being built: the system on fewer seeds is shown with its count, not ranked, no spread of one
+    partial = [r for r in rows if not (r["system"] == "setfit" and r["seed"] == 1)]
+    table = m.compact_markdown(m.summarize(partial))
+    assert table[2] == "| SST-2 | 8 | 0 | 80.00 (1 of 2 seeds) | **71.00 ± 1.41** | — | — |"
+    detail = m.markdown(m.summarize(partial))
+    assert "| SST-2 | 8 | 0 | SetFit | 1 | 80.00 |  | +10.00; 1/1; n/a |" in detail[2]
 
 
 def _results_module():
@@ -145,8 +151,8 @@ def test_coverage_names_the_settings_of_the_study_that_are_missing_or_partial():
                 for s in m.SYSTEMS]
     said = m.coverage(summary, grid)
     assert said.startswith("1 of the study's 4 settings")
-    assert "SST-2 8-shot noise 0.2 (partial)" in said and "SST-2 64-shot noise 0," in said
-    assert "SST-2 64-shot noise 0.2." in said and "SST-2 8-shot noise 0," not in said
+    assert "; partial: SST-2 8-shot noise 0.2 (so far SetFit on 1 of 2 seeds); not yet run: " in said
+    assert "not yet run: SST-2 64-shot noise 0, SST-2 64-shot noise 0.2." in said and "8-shot noise 0," not in said
     summary += [{**r, "shots": 64} for r in summary[:4]] + [{**r, "shots": 64, "noise": 0.2} for r in summary[:4]]
     summary[4]["n"] = 2
     assert m.coverage(summary, grid) == "Every setting of the study (4) has all 4 systems on 2 seeds."
