@@ -519,7 +519,7 @@ def report(rows: list[dict], out: Path, a) -> list[dict]:
             f"{total_min:.1f} min of run time. decone CE / CE+SCL: {a.epochs} epochs, batch {a.batch_size}, lr {a.lr:g}, "
             f"temperature 0.3. SetFit {_version('setfit')}: "
             + ("its defaults (oversampling)" if a.setfit_iterations is None else f"num_iterations={a.setfit_iterations}")
-            + "." + (" " + threads_said(rows) if threads_said(rows) else ""), ""]
+            + "." + (f" {threads}" if (threads := threads_said(rows)) else ""), ""]
     text = head + markdown(summary) + [""] + plain_words(summary) + ["", coverage(summary), ""]
     (out / "summary.md").write_text("\n".join(text))
     (out / "summary.json").write_text(json.dumps({"intro": head[2:-1], "summary": summary}, indent=1) + "\n")
