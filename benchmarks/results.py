@@ -6,7 +6,7 @@
     python benchmarks/results.py --only head-to-head --seeds 43   # records of one seed (main too), beside others
     python benchmarks/results.py --quick               # a smoke run: fewer steps, smaller sweep, 2 STS tasks
 
-Pieces (:data:`PIECES`: main, head-to-head, decoders, batch-size, full-budget, sweep, fewshot-scl, setfit), each a
+Pieces (:data:`PIECES`: main, geometry, head-to-head, decoders, batch-size, full-budget, sweep, fewshot-scl, setfit), each a
 section of RESULTS.md between ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers, so that ``--only NAME``
 rebuilds it alone; the README's headline, STS, decoder, full-budget and SetFit tables are generated from the same
 rows between markers of their own:
@@ -16,6 +16,9 @@ rows between markers of their own:
   ``simcse`` (with and without the train-only head) on corpus sentences; ``mirror`` on the Mirror-BERT 10k sentences;
   ``simcse-sup`` on SNLI triples; sentence-transformers' SimCSE recipe (MultipleNegativesRankingLoss over [s, s])
   with the same data, batch, steps and learning rate (the peer); all-MiniLM-L6-v2 as shipped and after ``mirror``.
+* Geometry (``benchmarks/geometry.py``): every ``decone diagnose`` metric, per layer too, of raw-mini, raw-mini +
+  whitening, the main table's simcse models (with and without the head, every seed) and all-MiniLM-L6-v2; also
+  docs/diagnostics.md's measured tables, between markers of their own.
 * Head to head (:func:`head_to_head`): every registered unsupervised sentence method for encoders (:data:`HEAD_TO_HEAD`)
   on the same corpus sentences, steps, batch and seeds, on raw-mini and on all-MiniLM-L6-v2, with a paired verdict against ``simcse``.
 * Decoders (:func:`decoder_rows`): decone-raw-gpt-mini raw, after ``mntp``, ``llm2vec-simcse`` and both.
@@ -116,6 +119,12 @@ def _full_budget_module():
     import importlib
 
     return importlib.import_module("full_budget")
+
+
+def _geometry_module():
+    import importlib
+
+    return importlib.import_module("geometry")
 
 
 def _setfit_module():
@@ -349,16 +358,13 @@ def _eval_row(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "key"}
 
 
-def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: Path, out: Path, probe,
-               eval_data: dict) -> list[dict]:
-    """Train (or reuse) and evaluate every row of the main table for each of ``b["seeds"]``; -> one row a label with
-    the mean over seeds (:func:`aggregate`). Each (row, seed) is recorded in ``results/main_table/`` (committed), so
-    a fresh checkout rebuilds the table without training; a record is redone when its settings change."""
-    records = Records("main_table", out, shared, quick)
+def main_recipes(b: dict, shared: Path, raw: str, minilm: str, work: Path) -> dict:
+    """The main table's trained rows: record name -> (its trainer, its settings but the seed); the settings are part
+    of each record's key (and of the geometry piece's, which diagnoses the same models)."""
     sents10k = shared / "data/mirror/stsbenchmark_train_10k_sents_random_sampled.txt"
     corpus = corpus_sentences(shared, b["corpus_sentences"], work)
     small = dict(model=raw, pooling="mean", lr=1e-4, bf16=None)  # mean pooling and lr 1e-4 suit this small model
-    recipes = {  # record name -> (its trainer, its settings but the seed): the settings are part of the record's key
+    return {
         "simcse": (train_decone, dict(method="simcse", data=str(corpus), max_steps=b["simcse_steps"], **small)),
         "simcse-nohead": (train_decone, dict(method="simcse", head="none", data=str(corpus), max_steps=b["simcse_steps"],
                                              **small)),
@@ -370,10 +376,24 @@ def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: 
                                              max_steps=b["minilm_mirror_steps"])),
     }
 
+
+def fit_main_row(b: dict, recipes: dict, name: str, seed: int, work: Path) -> dict:
+    """Train (or reuse, :func:`train_decone`'s cache) the main table's row ``name`` with ``seed``."""
+    trainer, settings = recipes[name]
+    extra = {"diagnose_every": b["diagnose_every"]} if name == "simcse" and seed == 42 else {}  # the dynamics plot
+    return trainer(f"{name}-seed{seed}", work, seed=seed, **extra, **settings)
+
+
+def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: Path, out: Path, probe,
+               eval_data: dict) -> list[dict]:
+    """Train (or reuse) and evaluate every row of the main table for each of ``b["seeds"]``; -> one row a label with
+    the mean over seeds (:func:`aggregate`). Each (row, seed) is recorded in ``results/main_table/`` (committed), so
+    a fresh checkout rebuilds the table without training; a record is redone when its settings change."""
+    records = Records("main_table", out, shared, quick)
+    recipes = main_recipes(b, shared, raw, minilm, work)
+
     def fit_row(name: str, seed: int) -> dict:
-        trainer, settings = recipes[name]
-        extra = {"diagnose_every": b["diagnose_every"]} if name == "simcse" and seed == 42 else {}  # the dynamics plot
-        return trainer(f"{name}-seed{seed}", work, seed=seed, **extra, **settings)
+        return fit_main_row(b, recipes, name, seed, work)
 
     untrained = {"raw-cls": raw, "raw-mean": raw, "raw-first-last": raw, "minilm": minilm}
     recs: dict[str, list] = {name: [] for name, _, _ in MAIN_ROWS}
@@ -952,6 +972,33 @@ def piece_main(ctx: Context) -> list[tuple[Path, str, list[str]]]:
         (ctx.out / "README.md", "headline", headline_markdown(rows, ctx.b)), (ctx.out / "README.md", "sts", sts_readme(rows))])
 
 
+def piece_geometry(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    """Every ``decone diagnose`` metric of the main table's raw, whitened, simcse (both heads) and MiniLM models
+    (``benchmarks/geometry.py``): RESULTS.md's section and, outside a quick run, docs/diagnostics.md's tables."""
+    g = _geometry_module()
+    recipes = main_recipes(ctx.b, ctx.shared, ctx.raw, ctx.minilm, ctx.work)
+
+    def folder(row: str, seed: int | None) -> str:
+        if row in recipes:
+            return fit_main_row(ctx.b, recipes, row, seed, ctx.work)["path"]
+        if row == "raw-whitened":
+            return str(C.whitened(ctx.raw, "mean", ctx.work / "whitened", ctx.shared))
+        return {"raw-mean": ctx.raw, "minilm": ctx.minilm}[row]
+
+    def recipe(row: str) -> dict:
+        return {k: str(v) for k, v in recipes[row][1].items()} if row in recipes else {}
+
+    log("geometry: decone diagnose of the main table's models")
+    settings = g.settings(ctx.quick)
+    reports = g.build(ctx.records("geometry"), ctx.b["seeds"], folder, recipe, settings, ctx.work)
+    g.plot_hist(reports, ctx.work, ctx.figs / "geometry_cosine_hist.png")
+    g.plot_layers(reports, ctx.figs / "geometry_layers.png")
+    title = ["## Geometry before and after contrastive training (raw-mini)", ""]
+    section = [*title, *g.markdown(reports, settings, ctx.b["seeds"], ctx.r)]
+    return [(ctx.target, "geometry", section)] + ([] if ctx.quick else [
+        (ctx.out / "docs" / "diagnostics.md", "geometry", g.markdown(reports, settings, ctx.b["seeds"], "../results"))])
+
+
 def piece_head_to_head(ctx: Context) -> list[tuple[Path, str, list[str]]]:
     h2h = head_to_head(ctx.work, ctx.b, ctx.raw, ctx.minilm, ctx.corpus, ctx.probe, ctx.eval_data,
                        ctx.records("head_to_head"))
@@ -1026,6 +1073,7 @@ def piece_setfit(ctx: Context) -> list[tuple[Path, str, list[str]]]:
 # calls it), in RESULTS.md's order
 PIECES = [
     ("main", piece_main, "main_table", "main table (every row and seed: training + evaluation)"),
+    ("geometry", piece_geometry, "geometry", "geometry (decone diagnose of the main table's models)"),
     ("head-to-head", piece_head_to_head, "head_to_head", "head to head (every method, model and seed)"),
     ("decoders", piece_decoders, "decoders", "decoders (LLM2Vec's steps)"),
     ("batch-size", piece_batch_size, "batch_size", "batch-size ablation"),
