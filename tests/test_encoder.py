@@ -178,6 +178,38 @@ def test_load_errors(tmp_path, tiny_model_dir):
         Encoder.load(empty)
 
 
+@pytest.mark.parametrize("file,content,match", [
+    ("modules.json", "[{", "modules.json: not valid JSON"),
+    ("modules.json", '{"type": "x"}', "modules.json: expected a JSON list"),
+    ("modules.json", '[{"idx": 0, "path": ""}]', "modules.json: entry 0 has no \"type\""),
+    ("1_Pooling/config.json", None, "1_Pooling/config.json: missing"),
+    ("1_Pooling/config.json", "\xff\xfe", "1_Pooling/config.json: not valid JSON"),
+    ("sentence_bert_config.json", "[]", "sentence_bert_config.json: expected a JSON object"),
+    ("decone.json", "{oops", "decone.json: not valid JSON"),
+])
+def test_a_corrupt_sentence_transformers_folder_is_a_model_error_naming_the_file(tmp_path, tiny_model_dir, file,
+                                                                               content, match):
+    """Every JSON file a folder describes itself with is read through one check: a broken one is a ModelError
+    (one line, naming it) rather than a JSONDecodeError or KeyError traceback."""
+    import shutil
+
+    folder = tmp_path / "st"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling/config.json").write_text(json.dumps({"word_embedding_dimension": 32, "pooling_mode": "mean"}))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 20}))
+    assert Encoder.load(folder, device="cpu").max_length == 20  # the intact folder loads
+    if content is None:
+        (folder / file).unlink()
+    else:
+        (folder / file).write_bytes(content.encode("latin-1"))
+    with pytest.raises(ModelError, match=match):
+        Encoder.load(folder, device="cpu")
+
+
 def test_pickle_weights_refused_unless_allowed(tmp_path, tiny_model_dir):
     from transformers import BertModel
 

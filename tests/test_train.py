@@ -128,6 +128,31 @@ def test_output_folder_rules(tiny_model_dir, sentences_file, tmp_path):
         fit(_config(tiny_model_dir, sentences_file, tmp_path / "run", max_steps=2, resume=True, fast_dropout=False))
 
 
+def test_resume_refuses_changed_data_and_settings_and_a_checkpoint_that_does_not_fit(tiny_model_dir, sentences_file,
+                                                                                        tmp_path):
+    """A resumed run must train what the interrupted one trained: another data file, max_length or masking span is a
+    one-line ConfigError, the same file under another spelling of its path is not; a checkpoint whose weights do not
+    fit the model is a ConfigError too, not a traceback."""
+    from safetensors.torch import save_file
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(_config(tiny_model_dir, sentences_file, tmp_path / "cut", method="mirror"), callbacks=[StopAt(4)])
+    other = tmp_path / "other.txt"
+    other.write_text(sentences_file.read_text())
+    for data, change, match in ((other, {}, "--resume: data was"), (sentences_file, dict(max_length=12), "--resume: max_length was"),
+                                (sentences_file, dict(mask_span=3), "--resume: mask_span was")):
+        with pytest.raises(ConfigError, match=match):
+            fit(_config(tiny_model_dir, data, tmp_path / "cut", method="mirror", resume=True, **change))
+    (tmp_path / "x").mkdir()
+    spelled = tmp_path / "x" / ".." / sentences_file.name  # the same file (sentences_file lies in tmp_path)
+    ckpt = tmp_path / "cut" / "checkpoint"
+    state = (ckpt / "trainer_state.json").read_text()
+    save_file({"not.a.weight": torch.zeros(2)}, ckpt / "model.safetensors")
+    with pytest.raises(ConfigError, match="--resume: .*checkpoint does not fit this model"):
+        fit(_config(tiny_model_dir, spelled, tmp_path / "cut", method="mirror", resume=True))
+    assert (ckpt / "trainer_state.json").read_text() == state  # the failed resume left the checkpoint as it was
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("temperature", 0.0, "temperature must be > 0"),
     ("batch_size", 1, "batch-size must be >= 2"),

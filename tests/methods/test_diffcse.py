@@ -83,6 +83,53 @@ def test_model_without_mlm_head_is_refused_naming_the_setting(tiny_model_dir, tm
         _model(tiny_model_dir, generator=str(other))
 
 
+def test_a_generator_folder_without_tokenizer_files_is_judged_by_its_embeddings(tiny_model_dir, tiny_mlm_dir, tmp_path):
+    """Under transformers 5 a folder without tokenizer files loads as a near-empty tokenizer: such a generator (same
+    vocabulary size) is accepted, not refused as "another vocabulary"."""
+    import shutil
+
+    bare = tmp_path / "weights-only"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_mlm_dir / name, bare / name)
+    gen = _model(tiny_model_dir, generator=str(bare)).objective.generator
+    torch.testing.assert_close(gen.bert.embeddings.word_embeddings.weight,
+                               Encoder.load(tiny_mlm_dir, device="cpu").model.embeddings.word_embeddings.weight)
+
+
+def test_a_pickle_only_generator_needs_allow_pickle(tiny_model_dir, tiny_mlm_dir, tmp_path):
+    """``--set generator=DIR`` goes through the same weights gate as the model: pickle weights are refused unless
+    the user passes --allow-pickle (then loaded with weights_only=True)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_mlm_dir, pickled)
+    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="diffcse: generator .*only pickle weights.*--allow-pickle"):
+        _model(tiny_model_dir, generator=str(pickled))
+    gen = _model(tiny_model_dir, generator=str(pickled), allow_pickle=True).objective.generator
+    torch.testing.assert_close(gen.bert.embeddings.word_embeddings.weight,
+                               Encoder.load(tiny_mlm_dir, device="cpu").model.embeddings.word_embeddings.weight)
+
+
+def test_a_tokenizer_without_mask_token_is_a_clear_error(tiny_mlm_dir, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "no-mask"
+    shutil.copytree(tiny_mlm_dir, folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.mask_token = None
+    tok.save_pretrained(folder)
+    assert AutoTokenizer.from_pretrained(folder).mask_token is None
+    with pytest.raises(ConfigError, match="diffcse: the tokenizer has no mask token"):
+        _model(folder)
+
+
 def test_rtd_gradient_reaches_the_encoder_through_the_conditioning(tiny_model_dir, tiny_mlm_dir):
     model = _model(tiny_model_dir, generator=str(tiny_mlm_dir), rtd_weight=1.0)
     obj, hf = model.objective, model.encoder.model

@@ -24,30 +24,45 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", 
                    "tokenizer.model", "merges.txt")
 
 
+def _read_json(path: Path, kind: type):
+    """A folder's JSON file as ``kind`` (dict or list); ModelError naming the file where it is missing, unreadable,
+    not JSON or not that shape."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing (the folder's module list names it)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(value, kind):
+        raise ModelError(f"{path}: expected a JSON {'object' if kind is dict else 'list'}, got {type(value).__name__}")
+    return value
+
+
 def read_folder_settings(folder: Path) -> tuple[str, dict]:
     """Pooling, dense layers, normalisation and max length from ``decone.json`` or a sentence-transformers folder."""
     settings: dict = {"pooling": "mean", "dense": [], "normalize": False, "max_length": None, "meta": {}, "pooling_set": False}
     model_dir = str(folder)
     decone_json = folder / "decone.json"
     if decone_json.exists():
-        try:
-            info = json.loads(decone_json.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{decone_json}: not valid JSON ({exc})") from None
+        info = _read_json(decone_json, dict)
         settings.update(pooling=info.get("pooling", "mean"), dense=info.get("dense", []),
                         normalize=bool(info.get("normalize", False)), max_length=info.get("max_length"), meta=info,
                         pooling_set="pooling" in info, template=info.get("template"), attention=info.get("attention"))
         return model_dir, settings
     modules_json = folder / "modules.json"
     if modules_json.exists():
-        modules = json.loads(modules_json.read_text())
-        for module in modules:
+        modules = _read_json(modules_json, list)
+        for i, module in enumerate(modules):
+            if not isinstance(module, dict) or not isinstance(module.get("type"), str):
+                raise ModelError(f"{modules_json}: entry {i} has no \"type\" (a sentence-transformers module list)")
             kind = module["type"].rsplit(".", 1)[-1]
             sub = folder / module.get("path", "")
             if kind == "Transformer":
                 model_dir = str(sub) if module.get("path") else model_dir
             elif kind == "Pooling":
-                cfg = json.loads((sub / "config.json").read_text())
+                cfg = _read_json(sub / "config.json", dict)
                 mode = cfg.get("pooling_mode")
                 if mode is None:
                     mode = "cls" if cfg.get("pooling_mode_cls_token") else "mean" if cfg.get("pooling_mode_mean_tokens") else None
@@ -56,11 +71,13 @@ def read_folder_settings(folder: Path) -> tuple[str, dict]:
                 settings["pooling"] = "cls_before_pooler" if mode == "cls" else "mean"
                 settings["pooling_set"] = True
             elif kind == "Dense":
-                cfg = json.loads((sub / "config.json").read_text())
+                cfg = _read_json(sub / "config.json", dict)
+                if not all(isinstance(cfg.get(k), int) for k in ("in_features", "out_features")):
+                    raise ModelError(f"{sub / 'config.json'}: a Dense layer needs integer in_features and out_features")
                 act = {v: k for k, v in ST_ACTIVATION.items()}.get(cfg.get("activation_function", ST_ACTIVATION["tanh"]))
                 if act is None:
                     raise ModelError(f"{sub / 'config.json'}: unsupported activation {cfg.get('activation_function')!r}")
-                settings["dense"].append({"path": module["path"], "in_features": cfg["in_features"],
+                settings["dense"].append({"path": module.get("path", ""), "in_features": cfg["in_features"],
                                           "out_features": cfg["out_features"], "activation": act, "bias": cfg.get("bias", True)})
             elif kind == "Normalize":
                 settings["normalize"] = True
@@ -70,7 +87,7 @@ def read_folder_settings(folder: Path) -> tuple[str, dict]:
         if not sbert.exists():
             sbert = folder / "sentence_bert_config.json"
         if sbert.exists():
-            settings["max_length"] = json.loads(sbert.read_text()).get("max_seq_length")
+            settings["max_length"] = _read_json(sbert, dict).get("max_seq_length")
     return model_dir, settings
 
 

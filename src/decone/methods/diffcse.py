@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -106,8 +107,9 @@ class DiffCSE(Objective):
                            "processes")
 
     def __init__(self, temperature: float = 0.05, rtd_weight: float = 0.005, mask_ratio: float = 0.3,
-                 generator: str | None = None, projector: str = "batchnorm"):
+                 generator: str | None = None, projector: str = "batchnorm", allow_pickle: bool = False):
         super().__init__()
+        self.allow_pickle = bool(allow_pickle)  # the generator's pickle weights: only where the user allows them
         self.temperature = check_temperature(temperature)
         self.rtd_weight, self.mask_ratio = float(rtd_weight), float(mask_ratio)
         self.generator_name, self.projector_kind = generator, projector
@@ -128,7 +130,10 @@ class DiffCSE(Objective):
         if not isinstance(getattr(hf, "embeddings", None), nn.Module):
             raise ConfigError(f"diffcse: cannot condition a {hf.config.model_type!r} discriminator on the sentence "
                               "embedding (it has no .embeddings module); use a BERT-like model")
-        self.__dict__["_generator"] = load_generator(self.generator_name, encoder)
+        if encoder.tokenizer.mask_token_id is None:
+            raise ConfigError("diffcse: the tokenizer has no mask token, and the generator fills in masked tokens; "
+                              "use a BERT-like model (or simcse)")
+        self.__dict__["_generator"] = load_generator(self.generator_name, encoder, self.allow_pickle)
         discriminator = copy.deepcopy(hf)  # the official aux_bert: a second copy of the starting model, trained
         if getattr(discriminator, "pooler", None) is not None:
             discriminator.pooler = None  # unused: RTD reads the token states
@@ -226,21 +231,32 @@ class DiffCSE(Objective):
         return out or None
 
 
-def load_generator(name: str | None, encoder) -> nn.Module:
-    """The frozen masked LM that edits sentences: ``name``, else the starting model's own MLM head.
+def load_generator(name: str | None, encoder, allow_pickle: bool = False) -> nn.Module:
+    """The frozen masked LM that edits sentences: ``name``, else the starting model's own MLM head. Its weights are
+    read from safetensors only, unless ``allow_pickle`` (``--allow-pickle``; then ``weights_only=True``).
 
     Raises ConfigError (naming the ``generator`` setting) where it cannot be loaded, has no MLM head, or does not
     share the encoder's vocabulary.
     """
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+    from decone.encoder.folder import TOKENIZER_FILES, check_weights
+    from decone.errors import ModelError
+
     source = name or getattr(encoder.model, "name_or_path", None) or getattr(encoder, "source", None)
     hint = ("set --set generator=NAME to a masked LM with the same vocabulary (the paper uses "
             "distilbert-base-uncased for BERT)")
     if not source:
         raise ConfigError(f"diffcse: the starting model's folder is unknown, so it cannot be the generator; {hint}")
+    local = Path(source).is_dir()
+    if local:
+        try:
+            check_weights(Path(source), allow_pickle)
+        except ModelError as exc:
+            raise ConfigError(f"diffcse: generator {exc}") from None
     try:
-        generator, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
+        generator, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True,
+                                                               use_safetensors=None if allow_pickle else True)
     except Exception as exc:
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         what = f"--set generator={name}" if name else f"the starting model {source}"
@@ -254,7 +270,8 @@ def load_generator(name: str | None, encoder) -> nn.Module:
     vocab = generator.get_input_embeddings().num_embeddings
     expected = encoder.model.get_input_embeddings().num_embeddings
     same_vocab = vocab == expected
-    if same_vocab and name:
+    has_tokenizer = not local or any((Path(source) / f).exists() for f in TOKENIZER_FILES)
+    if same_vocab and name and has_tokenizer:  # transformers 5 builds a near-empty tokenizer from a folder without one
         try:
             same_vocab = AutoTokenizer.from_pretrained(source).get_vocab() == encoder.tokenizer.get_vocab()
         except Exception:  # no tokenizer there: the embedding sizes must do
@@ -268,7 +285,8 @@ def load_generator(name: str | None, encoder) -> nn.Module:
 
 def _objective(config) -> DiffCSE:
     opts = getattr(config, "method_options", None) or DiffCSEOptions()
-    return DiffCSE(config.temperature, opts.rtd_weight, opts.mask_ratio, opts.generator, opts.projector)
+    return DiffCSE(config.temperature, opts.rtd_weight, opts.mask_ratio, opts.generator, opts.projector,
+                   allow_pickle=bool(getattr(config, "allow_pickle", False)))
 
 
 register(Method(

@@ -45,8 +45,19 @@ from decone.train.config import TrainConfig, resolve_options
 from decone.train.schedule import linear_schedule, make_optimizer
 from decone.train.trainable import Trainable
 
-# settings that must not change when a run is resumed
-RESUME_KEYS = ("method", "batch_size", "lr", "temperature", "pooling", "template", "seed", "max_steps", "epochs", "head", "options")
+# settings that must not change when a run is resumed (each compared where the interrupted run recorded it): what
+# is trained, on what, in which order, with which objective and weights to fit the checkpoint
+RESUME_KEYS = ("method", "model", "data", "text_column", "batch_size", "lr", "temperature", "pooling", "template", "seed",
+               "max_steps", "epochs", "head", "max_length", "hard_negative_weight", "mask_span", "scl_lambda",
+               "warmup_ratio", "weight_decay", "group_by_length", "attention", "lora_r", "lora_alpha", "lora_targets",
+               "lora_dropout", "options")
+PATH_KEYS = ("model", "data")  # compared as the folders or files they name, wherever the run is resumed from
+
+
+def _resume_value(key: str, value):
+    if key in PATH_KEYS and isinstance(value, str) and value and os.path.exists(value):
+        return os.path.realpath(value)
+    return value
 
 
 class Interrupted(DeconeError):
@@ -176,8 +187,12 @@ class Trainer:
             if "options" in saved:  # an option added since the run started counts at its default
                 saved["options"] = resolve_options(self.method, saved["options"])
             for key in RESUME_KEYS:
-                if saved.get(key, {} if key == "options" else None) != getattr(cfg, key):
-                    raise ConfigError(f"--resume: {key} was {saved.get(key)!r} in the interrupted run, now {getattr(cfg, key)!r}")
+                if key not in saved and key != "options":  # a run from before the key was checked
+                    continue
+                was, now = saved.get(key, {}), getattr(cfg, key)
+                if _resume_value(key, was) != _resume_value(key, now):
+                    raise ConfigError(f"--resume: {key} was {was!r} in the interrupted run, now {now!r}; keep it, "
+                                      "or start again with --overwrite")
             started_fast = bool(saved.get("fast_dropout", False))  # runs from before decone.dropout used torch's
             if cfg.fast_dropout is not None and cfg.fast_dropout != started_fast and self.device.type == "cpu":
                 flag = {True: "--fast-dropout", False: "--torch-dropout"}
@@ -357,7 +372,12 @@ class Trainer:
         if self.main:
             self.out.open(overwrite=cfg.overwrite and self.resume_from is None)
         if self.resume_from is not None:
-            saved = load_checkpoint(self.resume_from, self.model, self.optimizer, self.scheduler)
+            try:
+                saved = load_checkpoint(self.resume_from, self.model, self.optimizer, self.scheduler)
+            except (RuntimeError, KeyError, ValueError) as exc:  # weights or optimizer state of another shape
+                line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise ConfigError(f"--resume: {self.resume_from} does not fit this model ({line}); start again "
+                                  "with --overwrite") from None
             self.state.step, self.state.best_metric, self.state.best_step = saved["step"], saved["best_metric"], saved["best_step"]
             if self.dist is not None and self.dist.rank > 0:  # the checkpoint holds rank 0's RNG
                 torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank + self.state.step)
