@@ -2,7 +2,7 @@
 
     python benchmarks/results.py                       # every piece (each reuses its committed records)
     python benchmarks/results.py --only batch-size     # one piece (any of PIECES, side by side if you like)
-    python benchmarks/results.py --only readme         # the README's headline from RESULTS.md as it stands
+    python benchmarks/results.py --only readme         # the README's headline from the main table's records
     python benchmarks/results.py --only head-to-head --seeds 43   # records of one seed (main too), beside others
     python benchmarks/results.py --quick               # a smoke run: fewer steps, smaller sweep, 2 STS tasks
 
@@ -179,32 +179,21 @@ HEADLINE = [  # (RESULTS.md row, the README's words for it): the README's headli
 ]
 
 
-def rows_from_results(text: str) -> list[dict]:
-    """The main table of a RESULTS.md back into rows (label, sts_avg, words_avg, avg_cosine, train wall_s): what
-    ``--only readme`` regenerates the README's headline from."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| model | STS12"))
-    head = [c.strip() for c in lines[start].strip("|").split("|")]
+def rows_from_records(out: Path, shared: Path, b: dict, quick: bool = False) -> list[dict]:
+    """The main table's rows from its committed records as they stand (``results/main_table/``), aggregated over
+    seeds as :func:`main_table` does, with no training and no evaluation: what ``--only readme`` regenerates the
+    README's headline from (seed counts, paired verdicts and the load warning included)."""
+    records = Records("main_table", out, shared, quick)
     rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = dict(zip(head, (c.strip().strip("*") for c in line.strip("|").split("|"))))
-
-        def number(key, part=0):
-            value = cells.get(key, "—")
-            if value in ("—", ""):
-                return None
-            parts = value.split("±")
-            return float(parts[part]) if part < len(parts) else None
-
-        row = {"label": cells["model"], "sts_avg": number("STS avg"), "words_avg": number("words avg"),
-               "avg_cosine": number("avg cos"), **({"train": {"wall_s": number("train s")}}
-                                                   if number("train s") is not None else {})}
-        for key, column in (("sts_avg", "STS avg"), ("avg_cosine", "avg cos")):
-            if number(column, 1) is not None:  # "mean ± std": the std, and a seed count that makes pm() print it
-                row[key + "_std"], row["seeds"] = number(column, 1), [None, None]
-        rows.append(row)
+    for name, label, _ in MAIN_ROWS:
+        paths = [records.path(name)] + [records.path(f"{name}-seed{seed}") for seed in b["seeds"]]
+        recs = []
+        for path in paths:
+            if path.exists():
+                rec = json.loads(path.read_text())
+                recs.append({**rec["value"], "machine": rec["machine"], "bf16": rec["bf16"]})
+        if recs:
+            rows.append(aggregate(label, recs))
     return rows
 
 
@@ -706,11 +695,20 @@ def fmt(x, d=2) -> str:
 
 def loaded(rows: list[dict]) -> str:
     """A warning where a trained row shared the CPU with other work (1-min load average above its cores)."""
-    load = max((r.get("load", 0) for r in rows), default=0)
-    if load <= (os.cpu_count() or 1) + 0.5:
+    import re
+
+    loaded_rows = [r for r in rows if r.get("load")]
+    if not loaded_rows:
+        return ""
+    load = max(r["load"] for r in loaded_rows)
+    # the cores of the machines that built the rows (their records name them), not of the one regenerating the file
+    counts = [int(m) for r in loaded_rows for machine in r.get("machines", [])
+              for m in re.findall(r"(\d+) logical CPUs", machine)]
+    cores = min(counts) if counts else (os.cpu_count() or 1)
+    if load <= cores + 0.5:
         return ""
     return (f" The training times were measured while other runs shared the CPU (1-minute load average up to "
-            f"{load:.1f} on {os.cpu_count()} cores): read them as rough; decone's speed against the peer is measured "
+            f"{load:.1f} on {cores} cores): read them as rough; decone's speed against the peer is measured "
             "on an idle machine by `benchmarks/train_throughput.py` (docs/performance.md).")
 
 
@@ -1094,7 +1092,7 @@ def main() -> None:
                         help="build only that piece (reusing its records) and replace its section (between its "
                              "<!-- NAME:begin/end --> markers) in RESULTS.md and its tables in the README; pieces can "
                              "be built side by side this way; readme: regenerate the README's headline from "
-                             "RESULTS.md as it stands; the rest is left as it is")
+                             "the main table's records as they stand; the rest is left as it is")
     parser.add_argument("--seeds", help="with --only main or --only head-to-head: build that piece's records of these "
                                          "seeds only (e.g. 44, beside another invocation building 42,43) and leave "
                                          "RESULTS.md alone; a last --only PIECE without it assembles the section")
@@ -1114,10 +1112,10 @@ def main() -> None:
     t_start = time.perf_counter()
     log(f"budget: {ctx.b}")
     if args.only == "readme":
-        lines = headline_markdown(rows_from_results((out / "RESULTS.md").read_text()), ctx.b)
+        lines = headline_markdown(rows_from_records(out, ctx.shared, ctx.b, ctx.quick), ctx.b)
         if not splice(out / "README.md", "headline", lines):
             sys.exit(f"{out / 'README.md'}: no <!-- headline:begin --> ... <!-- headline:end --> markers to replace")
-        log("updated the README's headline from RESULTS.md")
+        log("updated the README's headline from the main table's records")
         return
     if args.seeds:  # records only: another invocation assembles the section from every seed's records
         seeds = [int(x) for x in args.seeds.split(",")]

@@ -115,25 +115,19 @@ def test_results_splice_replaces_only_between_markers_and_portable_drops_machine
     assert r.portable(text, shared, out) == "decone fewshot --model ../shared/models/raw --output ./results/work/fewshot"
 
 
-def test_readme_headline_is_generated_from_the_results_table(tmp_path):
-    """rows_from_results reads RESULTS.md's main table back; headline_markdown picks the raw-mini rows, bolds the best
-    of each column among trained rows and states the comparisons from the same numbers."""
+def test_readme_headline_is_generated_from_the_main_table_rows(tmp_path):
+    """headline_markdown picks the raw-mini rows, bolds the best of each column among trained rows and states the
+    comparisons from the same numbers."""
     r = _results_module()
-    table = "\n".join([
-        "intro", "",
-        "| model | STS12 | STS avg | words avg | avg cos | IsoScore | train s | sent/s |",
-        "|---|---|---|---|---|---|---|---|",
-        "| raw-mini mean | 1 | **40.00** | 5.00 | 0.600 | 0.1 | — | — |",
-        "| raw-mini + decone simcse | 1 | **46.00** | 9.00 | 0.400 | 0.1 | 100 | 10 |",
-        "| raw-mini + decone simcse, no MLP head in training | 1 | **48.00** | 6.00 | 0.070 | 0.1 | 110 | 10 |",
-        "| raw-mini + sentence-transformers MNRL [s, s] (peer) | 1 | **45.00** | 8.00 | 0.080 | 0.1 | 200 | 5 |",
-        "| raw-mini + decone mirror | 1 | **43.00** | 7.00 | 0.100 | 0.1 | 50 | 20 |",
-        "| raw-mini mean + whitening | 1 | **58.00** | 5.00 | 0.004 | 0.1 | — | — |",
-        "", "after"])
-    rows = r.rows_from_results(table)
-    assert [x["label"] for x in rows][:2] == ["raw-mini mean", "raw-mini + decone simcse"]
-    assert rows[1] == {"label": "raw-mini + decone simcse", "sts_avg": 46.0, "words_avg": 9.0, "avg_cosine": 0.4,
-                       "train": {"wall_s": 100.0}}
+
+    def row(label, sts, cos, wall=None, words=5.0):
+        return {"label": label, "sts_avg": sts, "words_avg": words, "avg_cosine": cos, "seeds": [42],
+                **({"train": {"wall_s": wall}} if wall else {})}
+
+    rows = [row("raw-mini mean", 40.0, 0.6), row("raw-mini + decone simcse", 46.0, 0.4, 100.0, 9.0),
+            row("raw-mini + decone simcse, no MLP head in training", 48.0, 0.07, 110.0, 6.0),
+            row("raw-mini + sentence-transformers MNRL [s, s] (peer)", 45.0, 0.08, 200.0, 8.0),
+            row("raw-mini + decone mirror", 43.0, 0.1, 50.0, 7.0), row("raw-mini mean + whitening", 58.0, 0.004)]
     lines = r.headline_markdown(rows, r.budget(False))
     assert lines[2] == "| raw, mean pooling | 40.00 | 0.600 | — |"
     assert "| `simcse --head none`, same data and steps | **48.00** | **0.070** | 110 s |" in lines

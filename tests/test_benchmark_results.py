@@ -62,17 +62,41 @@ def test_main_table_targets_state_the_seed_verdict_of_each_comparison():
     assert "wins 2/3 seeds, **inside the seed spread**" in target
 
 
-def test_readme_headline_reads_mean_and_std_back_from_results_md():
+def _write_main_records(r, out, shared, rows: dict) -> None:
+    """Main-table records as main_table writes them: {row name: [(seed, record value), ...]}."""
+    records = r.Records("main_table", out, shared, quick=False)
+    for name, recs in rows.items():
+        for seed, value in recs:
+            records.get(name if seed is None else f"{name}-seed{seed}", {"row": name, "seed": seed}, lambda v=value: v)
+
+
+def test_readme_headline_is_rebuilt_from_the_main_tables_records(tmp_path):
+    """``--only readme`` reads the committed records, not RESULTS.md's text: the seed count, the paired seed verdicts
+    and the load warning survive (reading the table back lost them: "2 seeds" for 3)."""
     r = _module("results")
-    text = "\n".join([
-        "| model | STS12 | STS avg | words avg | avg cos | IsoScore | train s | sent/s |", "|---|---|---|---|---|---|---|---|",
-        "| raw-mini mean | 1 | **40.00** | 5.00 | 0.600 | 0.1 | — | — |",
-        "| raw-mini + decone simcse | 1 | **46.00 ± 0.93** | 9.00 ± 0.10 | 0.400 ± 0.020 | 0.1 | 100 | 10 |", ""])
-    rows = r.rows_from_results(text)
-    assert rows[1]["sts_avg"] == 46.0 and rows[1]["sts_avg_std"] == 0.93 and rows[1]["avg_cosine_std"] == 0.02
+    out, shared = tmp_path / "repo", tmp_path / "shared"
+    simcse = [(s, {**_rec("raw-mini + decone simcse", s, v), "train": {"wall_s": 100.0, "sentences_per_s": 10.0,
+                                                                         "steps": 4, "load": 3.6}})
+              for s, v in ((42, 46.0), (43, 46.5), (44, 47.0))]
+    _write_main_records(r, out, shared, {
+        "raw-mean": [(None, _rec("raw-mini mean", None, 40.0, wall=None))],
+        "simcse": simcse,
+        "simcse-nohead": [(s, _rec("raw-mini + decone simcse, no MLP head in training", s, v, wall=110.0))
+                          for s, v in ((42, 48.0), (43, 48.5), (44, 49.0))],
+        "peer": [(s, _rec("raw-mini + sentence-transformers MNRL [s, s] (peer)", s, v, wall=200.0))
+                 for s, v in ((42, 45.0), (43, 45.2), (44, 45.4))]})
+    rows = r.rows_from_records(out, shared, r.budget(False))
+    assert [x["label"] for x in rows] == ["raw-mini mean", "raw-mini + decone simcse",
+                                          "raw-mini + decone simcse, no MLP head in training",
+                                          "raw-mini + sentence-transformers MNRL [s, s] (peer)"]
+    assert rows[1]["seeds"] == [42, 43, 44] and rows[1]["sts_avg"] == pytest.approx(46.5)
     lines = r.headline_markdown(rows, r.budget(False))
-    assert lines[0].startswith("| decone-raw-mini | STS avg (mean ± std, 2 seeds) |")
-    assert any("| **46.00 ± 0.93** | **0.400 ± 0.020** |" in line for line in lines)
+    assert lines[0].startswith("| decone-raw-mini | STS avg (mean ± std, 3 seeds) |")
+    assert "| raw, mean pooling | 40.00 | 0.100 | — |" in lines
+    text = lines[-1]
+    assert "+1.30 STS points with the head (beyond the seed spread)" in text
+    assert "load average up to 3.6 on" in text  # the warning, on the cores the records name
+    assert r.rows_from_records(tmp_path / "empty", shared, r.budget(False)) == []
 
 
 def test_keep_at_saves_the_encoder_at_the_asked_steps_and_the_last_and_never_overwrites(tiny_model_dir, tmp_path):
@@ -349,3 +373,13 @@ def test_two_invocations_wanting_the_same_record_build_it_once(tmp_path):
     assert log.read_text() == "built\n"
     assert json.loads((out / "results/piece/run.json").read_text())["value"] == {"score": 1.0}
     assert not list((out / "results/piece").glob("*.tmp"))
+
+
+def test_the_load_warning_counts_the_cores_of_the_machines_that_built_the_rows(monkeypatch):
+    """RESULTS.md regenerated on a bigger machine still warns about rows trained under load on a 2-core one."""
+    r = _module("results")
+    monkeypatch.setattr(r.os, "cpu_count", lambda: 64)
+    rows = [{"load": 3.4, "machines": ["Some CPU, 2 logical CPUs, native bf16: False"]}, {"label": "untrained"}]
+    assert "load average up to 3.4 on 2 cores" in r.loaded(rows)
+    assert r.loaded([{"load": 2.3, "machines": ["Some CPU, 2 logical CPUs, native bf16: False"]}]) == ""
+    assert r.loaded([{"label": "untrained"}]) == ""

@@ -52,6 +52,27 @@ def test_sweep_runs_the_product_and_resumes(tiny_model_dir, tmp_path):
     assert len(again) == 4
     assert len((tmp_path / "sw" / "sweep.jsonl").read_text().splitlines()) == 4
     assert not (tmp_path / "sw" / "runs").exists() or not any((tmp_path / "sw" / "runs").iterdir())
+    # the folder holds runs of these fixed settings only: another lr, model or data would mix rows into one table
+    for change, match in ((dict(base=dict(base, lr=1e-3)), "holds a sweep with base"),
+                          (dict(data=str(dev)), "holds a sweep with data"),
+                          (dict(grid={"temperature": [0.05]}), "holds a sweep with axes")):
+        args = dict(method="simcse", model=str(tiny_model_dir), data=str(data), grid=grid, output=tmp_path / "sw",
+                    base=dict(base))
+        with pytest.raises(ConfigError, match=match):
+            sweep(**{**args, **change})
+    assert len((tmp_path / "sw" / "sweep.jsonl").read_text().splitlines()) == 4
+    # a grid axis may gain values: only the new points run
+    more = sweep("simcse", str(tiny_model_dir), str(data), {**grid, "pooling": ["mean", "cls", "first_last_avg"]},
+                 tmp_path / "sw", base=dict(base))
+    assert len(more) == 6 and sum(r["pooling"] == "first_last_avg" for r in more) == 2
+
+
+def test_every_grid_point_is_checked_before_the_first_run(tiny_model_dir, tmp_path):
+    data, _ = _sentences_and_dev(tmp_path)
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05, 0.0]}, tmp_path / "sw",
+              base={"max_steps": 1, "batch_size": 4})
+    assert not (tmp_path / "sw").exists()
 
 
 def test_sweep_cli_with_seed_and_set(tiny_model_dir, tmp_path):

@@ -4,7 +4,9 @@
 
 Grids with several axes make the full product. Each (point, seed) trains with :func:`decone.train.fit`, then is
 probed on a fixed seeded set of STS-B dev pairs: dev Spearman, average cosine, IsoScore, alignment, uniformity.
-One row per finished run goes to ``sweep.jsonl``; rerunning the command skips finished runs (resume). ``sweep.md``
+One row per finished run goes to ``sweep.jsonl``; rerunning the command skips finished runs (resume), and a grid axis
+may gain values. The fixed settings (method, model, data, ``--set`` values, probe, axes) are kept in
+``sweep_settings.json``: a rerun with others into the same folder is refused rather than mixed in. ``sweep.md``
 and plots (each metric against each parameter with error bars over seeds; STS against anisotropy over all runs)
 are rewritten after every run.
 """
@@ -57,6 +59,41 @@ def run_id(point: dict, seed: int) -> str:
     return ",".join(f"{k}={v}" for k, v in point.items()) + f",seed={seed}"
 
 
+SETTINGS_FILE = "sweep_settings.json"
+
+
+def _path_id(value: str | None) -> str | None:
+    """A model or data path as the file it names (so another spelling of it is the same sweep); a hub name as is."""
+    import os
+
+    return os.path.realpath(value) if value and os.path.exists(value) else value
+
+
+def _check_settings(out: Path, fixed: dict) -> None:
+    """A sweep folder holds runs of one set of fixed settings: rerunning it resumes (a grid axis may gain values),
+    anything else would mix rows trained otherwise into one table."""
+    path = out / SETTINGS_FILE
+    if not path.exists():  # a new sweep (or one from before this file: its settings are taken as given)
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    saved = json.loads(json.dumps(saved))
+    for key, value in json.loads(json.dumps(fixed)).items():
+        if saved.get(key) != value:
+            raise ConfigError(f"{out}: holds a sweep with {key} {saved.get(key)!r}, now {value!r}; rerun it as it "
+                              "was (to resume or add grid values) or use another --output")
+
+
+def _write_settings(out: Path, fixed: dict) -> None:
+    path = out / SETTINGS_FILE
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(fixed, indent=1) + "\n")
+        tmp.replace(path)
+
+
 def sweep(
     method: str,
     model: str,
@@ -96,14 +133,20 @@ def sweep(
     clash = sorted(set(base) & set(grid))
     if clash:
         raise ConfigError(f"{', '.join(clash)}: both a fixed setting and a --grid axis; give it in one place")
-    TrainConfig(method=method, model=model, data=data, output=str(out), **base, **{k: v[0] for k, v in grid.items()}).resolved()
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    for point in points:  # every point checked before the first run, not a bad value part way through
+        TrainConfig(method=method, model=model, data=data, output=str(out), **base, **point).resolved()
+    fixed = {"method": method, "model": _path_id(model), "data": _path_id(data), "base": base,
+             "probe_pairs": probe_pairs, "probe_data": _path_id(probe_data), "sentences": sentences,
+             "dynamics": dynamics, "axes": list(grid)}
+    _check_settings(out, fixed)
     probe_texts, dev_pairs = default_probe(probe_pairs, 0, probe_data)
     probe = DynamicsCallback(0, probe_texts, dev_pairs, plot=False)
     out.mkdir(parents=True, exist_ok=True)
+    _write_settings(out, fixed)
     log = out / "sweep.jsonl"
     rows = _read_rows(log)
     done = {r["id"] for r in rows}
-    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     todo = [(p, s) for p in points for s in range(seeds) if run_id(p, s) not in done]
     _say(console, f"sweep: {len(points)} grid points x {seeds} seeds = {len(points) * seeds} runs, {len(todo)} to do")
     for number, (point, seed) in enumerate(todo, start=1):
