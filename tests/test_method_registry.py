@@ -18,6 +18,14 @@ def test_every_file_in_methods_registers_a_method():
     assert {name.replace("-", "_") for name in METHODS} == files
 
 
+def test_every_method_file_has_a_test_file_of_its_own():
+    """Adding a method is one file in methods/, one test file and one README row: ``test_<module>.py`` (or
+    ``test_<module>_<part>.py``) somewhere under tests/."""
+    tests = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
+    for module in (m.name for m in pkgutil.iter_modules(methods_pkg.__path__)):
+        assert any(t == f"test_{module}" or t.startswith(f"test_{module}_") for t in tests), f"no tests/**/test_{module}.py"
+
+
 def test_every_citation_has_an_arxiv_or_openreview_id():
     for m in METHODS.values():
         assert re.search(r"(arXiv:\d{4}\.\d{4,5}|openreview:\S+)$", m.citation), m.name

@@ -169,26 +169,3 @@ def test_one_step_lowers_the_mntp_loss(tmp_path, family, lora_r):
         assert frozen == []
     before, after = _one_step(objective, model, lr=1e-2 if lora_r else 1e-3)
     assert after < before - 1e-3, (before, after)
-
-
-# ------------------------------------------------------------------------------------- llm2vec-simcse (SimCSE step)
-def test_llm2vec_simcse_registered_and_readies_the_decoder():
-    """LLM2Vec's SimCSE step: LoRA, bidirectional, attention dropout 0.3 so the two dropout views differ."""
-    from decone.encoder.pooling import masked_mean
-    from decone.methods.llm2vec_simcse import DecoderInfoNCE, LLM2VecOptions
-
-    method = get_method("llm2vec-simcse")
-    assert method.defaults["temperature"] == 0.05 and method.defaults["batch_size"] == 128
-    assert method.options().attention_dropout == 0.3
-    hf, tok = tiny_decoder("llama"), tiny_tokenizer()
-    objective = DecoderInfoNCE(0.05, LLM2VecOptions(lora_r=4))
-    model = _trainable(hf, tok)
-    objective.setup(model)
-    enc = model.encoder.model
-    assert is_lora(enc) and is_bidirectional(enc) and tok.pad_token is not None
-    batch = tok(TEXTS[:4], padding=True, return_tensors="pt")
-    enc.train()
-    views = [masked_mean(enc(**batch).last_hidden_state, batch["attention_mask"]) for _ in range(2)]
-    assert (views[0] - views[1]).abs().max() > 1e-4  # attention dropout: two views of a sentence differ
-    loss = objective.loss_from_embeddings(views)
-    assert torch.isfinite(loss)
