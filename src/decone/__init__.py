@@ -18,10 +18,9 @@ def _is_train_command(argv: list[str]) -> bool:
 
 
 # torch's idle OpenMP threads spin by default, which starves the working thread when other jobs share the cores
-# (measured: 27 s vs 5.5 s to encode 1,024 sentences on a busy 2-core machine), so decone makes them sleep. Training
-# is the exception: its few thousand short parallel operations a step pay ~60 us each to wake a sleeping thread
-# (~9-18% faster steps with spinning threads on the development VM), and `fit` gives cores back while other processes need them
-# (decone.threads). Must be decided before torch loads; OMP_WAIT_POLICY set by the user always wins.
+# (docs/evaluation.md measures encoding on a busy machine both ways), so decone makes them sleep. Training is the
+# exception: its few thousand short parallel operations a step each pay to wake a sleeping thread (docs/performance.md,
+# "Threads"), and `fit` gives cores back while other processes need them (decone.threads). Must be decided before torch loads; OMP_WAIT_POLICY set by the user always wins.
 if not _is_train_command(_sys.argv):
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

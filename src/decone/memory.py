@@ -13,10 +13,10 @@ The estimate errs high (bf16 autocast keeps some activations in half precision);
 
 On the CPU the estimate alone is not enough: glibc keeps freed blocks below its *dynamic* mmap threshold (which rises
 to the size of the largest block freed, up to 32 MiB) for reuse, and a step's activations, whose sizes change with
-every batch's widths, fragment that heap until the resident set is gigabytes above what is live (all-MiniLM-L6-v2,
-``mirror``, fp32: 5.9 GB peak at a mini-batch estimated at 4.0 GB). :func:`return_freed_memory` fixes the threshold at
-1 MiB, so every large block is mapped on its own and given back to the kernel when freed (3.9 GB for the same run,
-at the price of zero-filling fresh pages: about a quarter slower); ``--max-memory`` turns it on.
+every batch's widths, fragment that heap until the resident set is gigabytes above what is live.
+:func:`return_freed_memory` fixes the threshold at 1 MiB, so every large block is mapped on its own and given back to
+the kernel when freed, at the price of zero-filling fresh pages; ``--max-memory`` turns it on.
+``benchmarks/gradcache_memory.py`` measures the peaks with and without it (docs/performance.md, section 8).
 """
 
 from __future__ import annotations

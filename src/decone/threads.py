@@ -3,10 +3,10 @@
 ``decone train`` leaves OpenMP's wait policy at its default, under which a thread that finishes its share of an
 operation spins for a while before it sleeps, instead of decone's usual ``OMP_WAIT_POLICY=PASSIVE`` (see
 ``decone/__init__.py``). A training step runs a few thousand parallel operations, most of them short; waking a
-sleeping thread for each costs ~60 us on the 2-vCPU development VM, as much as a 64k-element multiply itself, and
-made a two-thread step 1.39x a one-thread step where spinning threads make it 1.63x
-(``benchmarks/thread_scaling.py``). Spinning is only good while nothing else wants the cores: with one other busy
-process, spinning threads made the same step ~1.8x slower.
+sleeping thread for each can cost as much as a small operation itself, so spinning threads get more out of a second
+core. Spinning is only good while nothing else wants the cores: beside another busy process, spinning threads make
+the same step slower than sleeping ones. ``benchmarks/thread_scaling.py`` measures both; docs/performance.md
+("Threads") has the figures and the machines.
 
 :class:`CoreGovernor` handles that case. Every ``window_s`` seconds of training it reads how much CPU time the rest of
 the machine used (``/proc/stat`` minus this process) and sets torch's thread count to the cores left over, never above

@@ -90,7 +90,8 @@ def avg_cosine(x, n_pairs: int = DEFAULT_PAIRS, seed: int = 0) -> float:
 # ---------------------------------------------------------------------------------------------- spectra
 def serial_lapack():
     """A context that runs LAPACK single-threaded. OpenBLAS's threaded eigensolvers on these small (d x d) matrices
-    are up to 100x slower when the cores are busy (e.g. beside a training run); one thread is fast and predictable."""
+    slow down by orders of magnitude when the cores are busy (e.g. beside a training run); one thread is fast and
+    predictable."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn

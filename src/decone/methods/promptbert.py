@@ -92,6 +92,8 @@ class PromptContrast(Objective):
         return model.loss_from_views([z1, z2], labels)
 
     def loss_from_embeddings(self, views: list[Tensor], labels: Tensor | None = None, offset: int = 0) -> Tensor:
+        """InfoNCE of the saved template's embeddings ``views[0]`` (N, H) against the positive template's
+        ``views[1]`` (M, H) (M > N where candidates were gathered from several processes); scalar."""
         return info_nce(views[0], views[1], self.temperature, offset=offset)
 
 
