@@ -6,7 +6,7 @@
     python benchmarks/results.py --only head-to-head --seeds 43   # records of one seed (main too), beside others
     python benchmarks/results.py --quick               # a smoke run: fewer steps, smaller sweep, 2 STS tasks
 
-Pieces (:data:`PIECES`: main, geometry, head-to-head, decoders, batch-size, full-budget, sweep, fewshot-scl, setfit), each a
+Pieces (:data:`PIECES`: main, geometry, sts-aggregations, head-to-head, decoders, batch-size, full-budget, sweep, fewshot-scl, setfit), each a
 section of RESULTS.md between ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers, so that ``--only NAME``
 rebuilds it alone; the README's headline, STS, decoder, full-budget and SetFit tables are generated from the same
 rows between markers of their own:
@@ -19,6 +19,8 @@ rows between markers of their own:
 * Geometry (``benchmarks/geometry.py``): every ``decone diagnose`` metric, per layer too, of raw-mini, raw-mini +
   whitening, the main table's simcse models (with and without the head, every seed) and all-MiniLM-L6-v2; also
   docs/diagnostics.md's measured tables, between markers of their own.
+* STS aggregations (``benchmarks/sts_aggregations.py``): all-MiniLM-L6-v2 and raw-mini under ``all``, ``mean`` and
+  ``wmean``; also docs/evaluation.md's table, between markers of its own.
 * Head to head (:func:`head_to_head`): every registered unsupervised sentence method for encoders (:data:`HEAD_TO_HEAD`)
   on the same corpus sentences, steps, batch and seeds, on raw-mini and on all-MiniLM-L6-v2, with a paired verdict against ``simcse``.
 * Decoders (:func:`decoder_rows`): decone-raw-gpt-mini raw, after ``mntp``, ``llm2vec-simcse`` and both.
@@ -125,6 +127,12 @@ def _geometry_module():
     import importlib
 
     return importlib.import_module("geometry")
+
+
+def _sts_aggregations_module():
+    import importlib
+
+    return importlib.import_module("sts_aggregations")
 
 
 def _setfit_module():
@@ -997,6 +1005,18 @@ def piece_geometry(ctx: Context) -> list[tuple[Path, str, list[str]]]:
         (ctx.out / "docs" / "diagnostics.md", "geometry", g.markdown(reports, settings, ctx.b["seeds"], "../results"))])
 
 
+def piece_sts_aggregations(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    """STS under ``all``, ``mean`` and ``wmean`` for all-MiniLM-L6-v2 and raw-mini (``benchmarks/sts_aggregations.py``):
+    RESULTS.md's section and, outside a quick run, docs/evaluation.md's table."""
+    s = _sts_aggregations_module()
+    log("STS aggregations: all-MiniLM-L6-v2 and raw-mini")
+    results = s.build(ctx.records("sts_aggregations"), {"minilm": ctx.minilm, "raw": ctx.raw}, ctx.eval_data["sts"])
+    lines = s.markdown(results)
+    section = ["## STS under each aggregation (`all`, `mean`, `wmean`)", "", *lines]
+    return [(ctx.target, "sts-aggregations", section)] + ([] if ctx.quick else [
+        (ctx.out / "docs" / "evaluation.md", "sts-aggregations", lines)])
+
+
 def piece_head_to_head(ctx: Context) -> list[tuple[Path, str, list[str]]]:
     h2h = head_to_head(ctx.work, ctx.b, ctx.raw, ctx.minilm, ctx.corpus, ctx.probe, ctx.eval_data,
                        ctx.records("head_to_head"))
@@ -1072,6 +1092,7 @@ def piece_setfit(ctx: Context) -> list[tuple[Path, str, list[str]]]:
 PIECES = [
     ("main", piece_main, "main_table", "main table (every row and seed: training + evaluation)"),
     ("geometry", piece_geometry, "geometry", "geometry (decone diagnose of the main table's models)"),
+    ("sts-aggregations", piece_sts_aggregations, "sts_aggregations", "STS aggregations (all, mean, wmean)"),
     ("head-to-head", piece_head_to_head, "head_to_head", "head to head (every method, model and seed)"),
     ("decoders", piece_decoders, "decoders", "decoders (LLM2Vec's steps)"),
     ("batch-size", piece_batch_size, "batch_size", "batch-size ablation"),

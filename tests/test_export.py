@@ -143,9 +143,9 @@ def test_cli_rejects_bad_options(cls_folder, tmp_path):
 
 
 def test_missing_extra_is_one_line(monkeypatch, cls_folder):
-    import decone.export as export
+    import decone.onnx_layout as layout
 
-    monkeypatch.setattr(export, "_importable", lambda name: name != "onnxscript")
+    monkeypatch.setattr(layout, "_importable", lambda name: name != "onnxscript")
     with pytest.raises(DeconeError, match=r"needs onnxscript: pip install 'decone\[export\]'"):
         export_onnx(cls_folder)
 

@@ -424,8 +424,6 @@ def read_dataset(
     elif kind == "triples":
         data = _read_tab_rows(path, encoding)
     elif kind == "labelled":  # SentEval-style `text<TAB>label` lines
-        from decone.classify.model import read_labelled
-
         labelled = read_labelled(path, encoding, require_labels=True)
         data = Dataset([(t,) for t in labelled.texts], labelled.source, labels=labelled.labels)
     else:
@@ -515,3 +513,87 @@ def _is_float(value) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def join_pair(first: str, second: str, separator: str = "[SEP]") -> str:
+    """A sentence pair as one text for a single-text classifier."""
+    return f"{first} {separator} {second}"
+
+
+# ------------------------------------------------------------------------------------ labelled texts (classifiers)
+@dataclass
+class LabelledTexts:
+    """Texts read from a file with their (optional) gold labels and the line each came from."""
+
+    texts: list[str]
+    labels: list[str] | None
+    lines: list[int]
+    source: str
+
+
+def read_labelled(path: str | os.PathLike, encoding: str = "utf-8", text_column: str | None = None,
+                  label_column: str | None = None, separator: str = "[SEP]", require_labels: bool = False) -> LabelledTexts:
+    """Read texts and optional gold labels.
+
+    * ``.csv`` / ``.tsv`` / ``.jsonl`` with a header: a text column (``text``, ``sentence``, ...) or a sentence-pair
+      (``sentence1``/``sentence2``, ...; joined with ``separator``), and optionally a label column (``label``, ...).
+    * any other file: ``text<TAB>label`` lines when every non-blank line has a tab (SentEval's SST layout, the label
+      after the last tab), else one text per line without labels. Blank lines are skipped.
+
+    Raises:
+        DataError: missing file or column, an empty text or label (naming file:line), or no labels where required.
+    """
+    path = Path(path)
+    texts: list[str] = []
+    labels: list[str] = []
+    lines: list[int] = []
+    has_labels = False
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl"):
+        names, records = _records(path, encoding)
+        label_col = resolve_column(path, names, "label", label_column, required=bool(label_column) or require_labels)
+        text_col = resolve_column(path, names, "text", text_column, required=False)
+        pair = None
+        if text_col is None:
+            first, second = (resolve_column(path, names, r, required=False) for r in ("anchor", "positive"))
+            if first is None or second is None or first == label_col or second == label_col:
+                raise DataError(f"{path}: missing column 'text' (expected one of text, sentence, sent, or a "
+                                f"sentence1/sentence2 pair; columns: {column_list(names)})")
+            pair = (first, second)
+        has_labels = label_col is not None
+        for number, record in records:
+            if pair is None:
+                text = cell_text(record.get(text_col), path, number, text_col).strip()
+            else:
+                a, b = (cell_text(record.get(c), path, number, c).strip() for c in pair)
+                text = join_pair(a, b, separator) if a and b else ""
+            if not text:
+                raise DataError(f"{path}:{number}: empty text")
+            if has_labels:
+                label = cell_text(record.get(label_col), path, number, label_col).strip()
+                if not label:
+                    raise DataError(f"{path}:{number}: empty label (column {label_col!r})")
+                labels.append(label)
+            texts.append(text)
+            lines.append(number)
+    else:
+        raw = decode_lines(path, encoding)
+        numbered = [(n, line) for n, line in enumerate(raw, start=1) if line.strip()]
+        has_labels = bool(numbered) and all("\t" in line for _, line in numbered)
+        for number, line in numbered:
+            if has_labels:
+                text, _, label = line.rpartition("\t")
+                text, label = text.strip(), label.strip()
+                if not label:
+                    raise DataError(f"{path}:{number}: empty label after the tab")
+                if not text:
+                    raise DataError(f"{path}:{number}: empty text before the tab")
+                labels.append(label)
+            else:
+                text = line.strip()
+            texts.append(text)
+            lines.append(number)
+    if not texts:
+        raise DataError(f"{path}: no text")
+    if require_labels and not has_labels:
+        raise DataError(f"{path}: no labels (expected a label column, or text<TAB>label lines)")
+    return LabelledTexts(texts, labels if has_labels else None, lines, str(path))

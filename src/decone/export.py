@@ -24,7 +24,6 @@ import contextlib
 import io
 import logging
 import os
-import platform
 import shutil
 import warnings
 from pathlib import Path
@@ -33,11 +32,9 @@ import numpy as np
 import torch
 
 from decone.errors import ConfigError, DeconeError, ModelError
+from decone.onnx_layout import (  # noqa: F401  (the layout's names, importable from here too)
+    ONNX_DIR, ONNX_FILE, QUANT_ARCHS, cpu_arch, needs_all_layers, quantized_file_name, require_onnx)
 
-ONNX_DIR = "onnx"
-ONNX_FILE = "model.onnx"
-#: sentence-transformers' quantisation presets: architecture -> weight type (optimum's AutoQuantizationConfig)
-QUANT_ARCHS = {"arm64": "QInt8", "avx2": "QUInt8", "avx512": "QInt8", "avx512_vnni": "QInt8"}
 QUANTIZE_CHOICES = ("int8", *QUANT_ARCHS)
 #: below this many bytes of weights the graph is one file; above, weights go to ``model.onnx_data`` (protobuf's 2 GB)
 _EXTERNAL_DATA_BYTES = 1_800_000_000
@@ -50,37 +47,6 @@ _CHECK_TEXTS = (
     "Two dogs play in the snow.",
 )
 _SKIP_ON_COPY = {"checkpoint", "runs", ONNX_DIR}
-
-
-def require_onnx(what: str = "ONNX export") -> None:
-    """Raise one line naming the missing package when the ``export`` extra is not installed."""
-    missing = [name for name in ("onnx", "onnxruntime", "onnxscript") if not _importable(name)]
-    if what != "ONNX export":
-        missing = [m for m in missing if m == "onnxruntime"]
-    if missing:
-        raise DeconeError(f"{what} needs {', '.join(missing)}: pip install 'decone[export]'")
-
-
-def cpu_arch() -> str:
-    """This machine's quantisation preset: arm64, avx512_vnni, avx512 or avx2 (sentence-transformers' names)."""
-    machine = platform.machine().lower()
-    if machine in ("arm64", "aarch64") or machine.startswith("arm"):
-        return "arm64"
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(f.read().split())
-    except OSError:
-        flags = set()
-    if "avx512_vnni" in flags or "amx_int8" in flags:
-        return "avx512_vnni"
-    if "avx512f" in flags and "avx512bw" in flags:
-        return "avx512"
-    return "avx2"
-
-
-def quantized_file_name(arch: str) -> str:
-    """``model_qint8_avx512_vnni.onnx`` etc., as ``export_dynamic_quantized_onnx_model`` names them."""
-    return f"model_{QUANT_ARCHS[arch].lower()}_{arch}.onnx"
 
 
 def resolve_quantize(quantize: str | None) -> str | None:
@@ -195,14 +161,6 @@ def _export_fp32(enc, path: Path, opset: int) -> None:
         if previous_attn is not None:
             with contextlib.suppress(Exception):
                 model.set_attn_implementation(previous_attn)
-
-
-def needs_all_layers(enc) -> bool:
-    """Whether the encoder's pooling reads more than the last layer (``first_last_avg``)."""
-    module = getattr(enc, "pooling_module", None)
-    if module is not None and hasattr(module, "needs_all_layers"):
-        return bool(module.needs_all_layers)
-    return enc.pooling == "first_last_avg"
 
 
 def input_names_for(model, tokenizer) -> tuple[str, ...]:
@@ -336,12 +294,6 @@ def _quiet():
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 def _one_line(exc: BaseException) -> str:

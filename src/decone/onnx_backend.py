@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from decone.errors import ModelError
-from decone.export import ONNX_DIR, ONNX_FILE, QUANT_ARCHS, cpu_arch, needs_all_layers, quantized_file_name, require_onnx
+from decone.onnx_layout import ONNX_DIR, ONNX_FILE, QUANT_ARCHS, cpu_arch, needs_all_layers, quantized_file_name, require_onnx
 
 
 class OnnxTransformer(nn.Module):

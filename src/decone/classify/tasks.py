@@ -10,7 +10,7 @@ small reader of its own otherwise; both read the SentEval layout under ``<data d
 | TREC | ``TREC/train_5500.label``, ``TREC/TREC_10.label``: ``LABEL:sub text`` (coarse label) | 6 |
 | MRPC | ``MRPC/msr_paraphrase_{train,test}.txt`` (tab-separated, header) | 0, 1 |
 
-MRPC pairs become one text, ``s1 [SEP] s2`` (see :func:`decone.classify.model.join_pair`).
+MRPC pairs become one text, ``s1 [SEP] s2`` (see :func:`decone.data.join_pair`).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from decone.errors import ConfigError
 from decone.methods import get_method
 from decone.train.checkpoint import find_checkpoint
 from decone.train.config import TrainConfig, stages_folder
+from decone.train.trainer import Trainer
 
 
 def plan(config: TrainConfig) -> list[tuple[TrainConfig, str]]:
@@ -56,8 +57,6 @@ def plan(config: TrainConfig) -> list[tuple[TrainConfig, str]]:
 
 def run_stages(config: TrainConfig, callbacks: Sequence = (), data=None, console=None) -> dict:
     """Train every stage of ``config.method`` in turn; returns the chain's summary (totals, plus ``stages``)."""
-    from decone.train.trainer import Trainer  # trainer.fit imports this module: no cycle at import time
-
     steps = plan(config)
     work = stages_folder(config.output)
     main = os.environ.get("RANK", "0") == "0"

@@ -66,21 +66,6 @@ class Interrupted(DeconeError):
     exit_code = 130
 
 
-def fit(config: TrainConfig, callbacks: Sequence = (), data: Dataset | None = None, console=None) -> dict:
-    """Train ``config.method`` and save the encoder to ``config.output``. Returns the training summary. A method in
-    stages (``llm2vec``) runs each stage in turn (:mod:`decone.train.stages`).
-
-    Raises:
-        DeconeError: bad config, data or model (nothing is written in that case).
-        Interrupted: Ctrl-C; a checkpoint was saved first.
-    """
-    from decone.train import stages  # stages imports the trainer
-
-    if stages.is_staged(config):
-        return stages.run_stages(config, callbacks, data, console)
-    return Trainer(config, callbacks, data, console).run()
-
-
 class Trainer:
     """One training run. ``setup()`` (called by ``run()`` if not yet) may be called alone, e.g. by a benchmark that
     then times :meth:`train_step` on batches of its choice."""
