@@ -71,7 +71,6 @@ def main() -> None:
 
     from decone.encoder import Encoder
     from decone.export import cpu_arch, export_onnx
-    from decone.onnx_backend import load_encoder
 
     texts = sts_sentences(args.n)
     tmp = Path(tempfile.mkdtemp(prefix="decone-onnx-bench-"))
@@ -83,8 +82,8 @@ def main() -> None:
 
     configs: dict = {
         "torch-fp32": lambda: Encoder.load(folder, device="cpu"),
-        "onnx-fp32": lambda: load_encoder(folder),
-        "onnx-int8": lambda: load_encoder(folder, file_name="int8"),
+        "onnx-fp32": lambda: Encoder.load(folder, backend="onnx"),
+        "onnx-int8": lambda: Encoder.load(folder, backend="onnx", onnx_file="int8"),
     }
     st_note = None
     try:

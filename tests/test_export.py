@@ -23,7 +23,7 @@ from decone.errors import ConfigError, DeconeError, ModelError  # noqa: E402
 from decone.export import (  # noqa: E402
     QUANT_ARCHS, cpu_arch, export_onnx, onnx_files, quantized_file_name, resolve_quantize,
 )
-from decone.onnx_backend import OnnxTransformer, load_encoder, resolve_onnx_file  # noqa: E402
+from decone.onnx_backend import OnnxTransformer, resolve_onnx_file  # noqa: E402
 
 from tests.conftest import WORDS  # noqa: E402
 from tests._cli import run_cli  # noqa: E402
@@ -87,7 +87,7 @@ def test_quantized_names_follow_sentence_transformers():
 
 def test_onnx_fp32_matches_torch(exported):
     ref = Encoder.load(exported, device="cpu").encode(TEXTS, batch_size=8)
-    enc = load_encoder(exported)
+    enc = Encoder.load(exported, backend="onnx")
     assert isinstance(enc.model, OnnxTransformer) and enc.pooling == "cls"
     got = enc.encode(TEXTS, batch_size=8)  # the same length-sorted batches, decone's own pooling
     assert got.shape == ref.shape
@@ -99,12 +99,12 @@ def test_onnx_fp32_matches_torch(exported):
 
 def test_onnx_int8_is_close(exported):
     ref = Encoder.load(exported, device="cpu").encode(TEXTS)
-    got = load_encoder(exported, file_name="int8").encode(TEXTS)
+    got = Encoder.load(exported, backend="onnx", onnx_file="int8").encode(TEXTS)
     assert cosines(ref, got).min() >= 0.99  # dynamic int8 of a random 2-layer BERT
 
 
 def test_onnx_backend_refuses_what_the_graph_cannot_do(exported):
-    enc = load_encoder(exported)
+    enc = Encoder.load(exported, backend="onnx")
     with pytest.raises(ModelError, match="last layer only"):
         enc.encode(TEXTS[:3], layers=[0, 1])
     with pytest.raises(ModelError, match="save"):
@@ -130,7 +130,7 @@ def test_missing_graph_names_the_command(tiny_model_dir, tmp_path):
     with pytest.raises(ModelError, match="--quantize int8"):
         resolve_onnx_file(folder, "int8")
     with pytest.raises(ModelError, match="decone export"):
-        load_encoder(folder)
+        Encoder.load(folder, backend="onnx")
 
 
 def test_cli_rejects_bad_options(cls_folder, tmp_path):
@@ -177,6 +177,6 @@ def test_export_into_the_folder_itself(tiny_model_dir, tmp_path):
     assert [o.name for o in sess.get_outputs()] == ["last_hidden_state"]  # no pooler for mean pooling
     assert json.loads((folder / "decone.json").read_text())["pooling"] == "mean"
     ref = Encoder.load(folder, device="cpu").encode(TEXTS)
-    assert cosines(ref, load_encoder(folder).encode(TEXTS)).min() >= 0.9999
+    assert cosines(ref, Encoder.load(folder, backend="onnx").encode(TEXTS)).min() >= 0.9999
     with pytest.raises(ModelError, match="pooler_output"):
-        load_encoder(folder, pooling="cls")
+        Encoder.load(folder, backend="onnx", pooling="cls")

@@ -474,7 +474,7 @@ def write_card(folder: str | os.PathLike, info: dict | None = None, repo_id: str
     """Write ``folder/README.md`` (atomically) from ``info`` or the folder's own ``decone.json``; returns its path."""
     folder = Path(folder)
     info = read_info(folder) if info is None else info
-    from decone.export import onnx_files
+    from decone.onnx_layout import onnx_files
 
     files = [p.relative_to(folder).as_posix() for p in onnx_files(folder)]
     text = render_card(info, repo_id=repo_id, onnx_files=files or None, **kwargs)

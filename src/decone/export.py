@@ -33,7 +33,7 @@ import torch
 
 from decone.errors import ConfigError, DeconeError, ModelError
 from decone.onnx_layout import (  # noqa: F401  (the layout's names, importable from here too)
-    ONNX_DIR, ONNX_FILE, QUANT_ARCHS, cpu_arch, needs_all_layers, quantized_file_name, require_onnx)
+    ONNX_DIR, ONNX_FILE, QUANT_ARCHS, cpu_arch, needs_all_layers, onnx_files, quantized_file_name, require_onnx)
 
 QUANTIZE_CHOICES = ("int8", *QUANT_ARCHS)
 #: below this many bytes of weights the graph is one file; above, weights go to ``model.onnx_data`` (protobuf's 2 GB)
@@ -257,13 +257,6 @@ def quantize_onnx(fp32: str | os.PathLike, arch: str = "avx2") -> Path:
         if tmp.exists():
             tmp.unlink()
     return out
-
-
-def onnx_files(folder: str | os.PathLike) -> list[Path]:
-    """The ``.onnx`` files under ``folder/onnx``, fp32 first."""
-    d = Path(folder) / ONNX_DIR
-    files = sorted(d.glob("*.onnx")) if d.is_dir() else []
-    return sorted(files, key=lambda p: (p.name != ONNX_FILE, p.name))
 
 
 def _copy_folder(src: Path, dst: Path) -> None:

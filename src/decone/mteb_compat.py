@@ -46,7 +46,7 @@ class DeconeMTEBModel:
         device: where to load it (``Encoder.load``).
         batch_size: texts per forward pass unless mteb's ``encode_kwargs`` give ``batch_size``.
         normalize: L2-normalise the embeddings (cosine scores are unchanged).
-        backend: ``"torch"`` or ``"onnx"`` (:func:`decone.onnx_backend.load_encoder`).
+        backend: ``"torch"`` or ``"onnx"`` (``Encoder.load(..., backend="onnx")``).
         name: the model name in mteb's results (``org/name``; default ``decone/<folder name>``).
     """
 
@@ -57,12 +57,7 @@ class DeconeMTEBModel:
 
         if isinstance(model_name, (str, os.PathLike)):
             source = str(model_name)
-            if backend == "onnx":
-                from decone.onnx_backend import load_encoder
-
-                self.encoder = load_encoder(source, device=device or "cpu", **load_kwargs)
-            else:
-                self.encoder = Encoder.load(source, device=device, **load_kwargs)
+            self.encoder = Encoder.load(source, device=device, backend=backend, **load_kwargs)
         else:
             self.encoder = model_name
             source = str(getattr(model_name, "source", "encoder"))

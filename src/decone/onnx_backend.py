@@ -6,9 +6,9 @@ returns what ``Encoder.forward`` reads from ``enc.model``: ``last_hidden_state``
 normalisation stay decone's own, so an ONNX-backed encoder embeds exactly as the torch one does, up to the graph's
 floating-point differences (fp32: cosine > 0.9999; int8: see docs/export.md)::
 
-    from decone.onnx_backend import load_encoder
-    enc = load_encoder("runs/simcse")                   # onnx/model.onnx, written by `decone export`
-    enc = load_encoder("runs/simcse", file_name="int8") # onnx/model_q*int8_<this cpu>.onnx
+    from decone.encoder import Encoder
+    enc = Encoder.load("runs/simcse", backend="onnx")                    # onnx/model.onnx, from `decone export`
+    enc = Encoder.load("runs/simcse", backend="onnx", onnx_file="int8")  # onnx/model_q*int8_<this cpu>.onnx
     enc.encode(["a sentence"])
 
 Threads: each session runs a batch on one core (``intra_op_num_threads=1``) and ``Encoder.encode`` runs
@@ -154,20 +154,6 @@ def load_onnx_transformer(folder: str | os.PathLike, config=None, file_name: str
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"{folder}: cannot load the model config ({str(exc).strip().splitlines()[0][:200]})") from None
     return OnnxTransformer(path, config, threads=threads, providers=providers)
-
-
-def load_encoder(path: str | os.PathLike, file_name: str | None = None, threads: int | None = None,
-                 providers: list[str] | None = None, **load_kwargs):
-    """A decone :class:`~decone.encoder.Encoder` whose transformer runs in ONNX Runtime.
-
-    The folder's pooling, dense layers and normalisation load as usual (``Encoder.load``); the torch transformer is
-    then replaced by the graph. ``load_kwargs`` go to ``Encoder.load`` (``pooling``, ``max_length``, ...).
-    """
-    from decone.encoder import Encoder
-
-    load_kwargs.setdefault("device", "cpu")
-    enc = Encoder.load(path, **load_kwargs)
-    return attach_onnx(enc, path, file_name, threads, providers)
 
 
 def attach_onnx(enc, folder: str | os.PathLike, file_name: str | None = None, threads: int | None = None,

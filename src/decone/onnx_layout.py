@@ -3,7 +3,9 @@ writes them, and :mod:`decone.onnx_backend`, which runs them (neither imports th
 
 from __future__ import annotations
 
+import os
 import platform
+from pathlib import Path
 
 from decone.errors import DeconeError
 
@@ -50,6 +52,13 @@ def needs_all_layers(enc) -> bool:
     if module is not None and hasattr(module, "needs_all_layers"):
         return bool(module.needs_all_layers)
     return enc.pooling == "first_last_avg"
+
+
+def onnx_files(folder: str | os.PathLike) -> list[Path]:
+    """The ``.onnx`` files under ``folder/onnx``, fp32 first."""
+    d = Path(folder) / ONNX_DIR
+    files = sorted(d.glob("*.onnx")) if d.is_dir() else []
+    return sorted(files, key=lambda p: (p.name != ONNX_FILE, p.name))
 
 
 def _importable(name: str) -> bool:

@@ -155,8 +155,9 @@ class Encoder(nn.Module):
                   template=settings.get("template") if mode == "mask" else None)
         enc.source, enc.meta, enc.load_warnings = source, settings.get("meta", {}), settings.get("warnings", [])
         enc.pooling_from_folder = bool(settings.get("pooling_set")) and pooling is None
-        if backend == "onnx":
+        if backend == "onnx":  # ONNX Runtime on the CPU: the default device is the CPU too
             attach_onnx(enc, base, onnx_file)
+            device = "cpu" if device is None else device
         return enc.to(torch.device(device) if device is not None else default_device())
 
     def save(self, path: str | os.PathLike, meta: dict | None = None, lora_save: str = "merged") -> list[str]:
