@@ -45,6 +45,9 @@ def test_train_help_lists_the_registry(tmp_path):
     out = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output
     for name in METHODS:
         assert name in out
+    from decone.cli import _method_names
+
+    assert _method_names().split(" | ") == list(METHODS)  # the help's list (read without torch) in the registry's order
 
 
 def test_backbone_names_what_a_method_trains_and_results_compares_every_encoder_sentence_method():
