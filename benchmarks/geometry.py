@@ -167,6 +167,10 @@ def _mean(reports: list[dict], where: str, key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _than(row: dict, a: str, b: str) -> str:
+    return "less" if None not in (row[a], row[b]) and row[a] < row[b] else "more"
+
+
 def findings(reports: dict[str, list[dict]]) -> list[str]:
     """What the table shows, in sentences computed from it (so the prose never drifts from the numbers)."""
     need = ("raw-mean", "simcse", "simcse-nohead", "minilm")
@@ -179,10 +183,14 @@ def findings(reports: dict[str, list[dict]]) -> list[str]:
     def f(x, d=3):
         return "–" if x is None else f"{x:.{d}f}".replace("-", "−")
 
+    def moves(key: str, down: str, up: str) -> str:  # the words follow the numbers (no head against raw-mini)
+        before, after = m["raw-mean"][key], m["simcse-nohead"][key]
+        return down if None not in (before, after) and after < before else up
+
     out = [
-        f"Contrastive training lowers raw-mini's average cosine of random pairs from {f(m['raw-mean']['avg_cosine'])} "
-        f"to {f(m['simcse']['avg_cosine'])} with SimCSE's train-only MLP head and to "
-        f"{f(m['simcse-nohead']['avg_cosine'])} without it{seeds}; all-MiniLM-L6-v2 sits at "
+        f"Contrastive training {moves('avg_cosine', 'lowers', 'raises')} raw-mini's average cosine of random pairs "
+        f"from {f(m['raw-mean']['avg_cosine'])} to {f(m['simcse']['avg_cosine'])} with SimCSE's train-only MLP head "
+        f"and to {f(m['simcse-nohead']['avg_cosine'])} without it{seeds}; all-MiniLM-L6-v2 sits at "
         f"{f(m['minilm']['avg_cosine'])}.",
         f"Uniformity goes from {f(m['raw-mean']['uniformity'])} to {f(m['simcse']['uniformity'])} (head) and "
         f"{f(m['simcse-nohead']['uniformity'])} (no head), while alignment goes from "
@@ -190,12 +198,14 @@ def findings(reports: dict[str, list[dict]]) -> list[str]:
         + ("uniformity bought with alignment, Wang & Isola's trade-off."
            if (m["simcse-nohead"]["alignment"] or 0) > (m["raw-mean"]["alignment"] or 0)
            else "better on both counts."),
-        f"The centroid moves toward the origin: {f(m['raw-mean']['centroid_ratio'])} of the mean norm in raw-mini, "
-        f"{f(m['simcse']['centroid_ratio'])} and {f(m['simcse-nohead']['centroid_ratio'])} after training.",
-        f"The last layer's token baseline (random words of different sentences) falls from "
-        f"{f(m['raw-mean']['baseline'])} to {f(m['simcse-nohead']['baseline'])} without the head. MiniLM keeps "
-        f"function words less self-similar ({f(m['minilm']['self_similarity_function_adj'])}, adjusted) than content "
-        f"words ({f(m['minilm']['self_similarity_content_adj'])}); in raw-mini they are "
+        f"The centroid moves {moves('centroid_ratio', 'toward', 'away from')} the origin: "
+        f"{f(m['raw-mean']['centroid_ratio'])} of the mean norm in raw-mini, {f(m['simcse']['centroid_ratio'])} and "
+        f"{f(m['simcse-nohead']['centroid_ratio'])} after training.",
+        f"The last layer's token baseline (random words of different sentences) {moves('baseline', 'falls', 'rises')} "
+        f"from {f(m['raw-mean']['baseline'])} to {f(m['simcse-nohead']['baseline'])} without the head. MiniLM keeps "
+        f"function words {_than(m['minilm'], 'self_similarity_function_adj', 'self_similarity_content_adj')} "
+        f"self-similar ({f(m['minilm']['self_similarity_function_adj'])}, adjusted) than content words "
+        f"({f(m['minilm']['self_similarity_content_adj'])}); in raw-mini they are "
         f"{f(m['raw-mean']['self_similarity_function_adj'])} and {f(m['raw-mean']['self_similarity_content_adj'])}.",
     ]
     return out
@@ -226,7 +236,7 @@ def plot_layers(reports: dict[str, list[dict]], path: Path) -> Path:
     return plot(results, path)
 
 
-def markdown(reports: dict[str, list[dict]], s: dict, seeds: list[int], figs: str, docs: bool = False) -> list[str]:
+def markdown(reports: dict[str, list[dict]], s: dict, seeds: list[int], figs: str) -> list[str]:
     """The section: how it was measured, the table, what it shows, the per-layer table and the figures (``figs``:
     the figures' folder as the page links it)."""
     counts = next(iter(reports.values()))[0]["counts"]

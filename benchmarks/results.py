@@ -187,11 +187,18 @@ HEADLINE = [  # (RESULTS.md row, the README's words for it): the README's headli
 ]
 
 
+def main_budget(b: dict) -> dict:
+    """The part of the budget a main-table record is built under (part of its key)."""
+    return {k: b[k] for k in ("simcse_steps", "corpus_sentences", "mirror_steps", "sup_steps", "minilm_mirror_steps",
+                              "probe_pairs", "sts_tasks")}
+
+
 def rows_from_records(out: Path, shared: Path, b: dict, quick: bool = False) -> list[dict]:
     """The main table's rows from its committed records as they stand (``results/main_table/``), aggregated over
     seeds as :func:`main_table` does, with no training and no evaluation: what ``--only readme`` regenerates the
     README's headline from (seed counts, paired verdicts and the load warning included)."""
     records = Records("main_table", out, shared, quick)
+    budget_now = json.loads(json.dumps(main_budget(b)))
     rows = []
     for name, label, _ in MAIN_ROWS:
         paths = [records.path(name)] + [records.path(f"{name}-seed{seed}") for seed in b["seeds"]]
@@ -199,6 +206,9 @@ def rows_from_records(out: Path, shared: Path, b: dict, quick: bool = False) -> 
         for path in paths:
             if path.exists():
                 rec = json.loads(path.read_text())
+                if rec.get("key", {}).get("budget", budget_now) != budget_now:  # built under another budget
+                    log(f"{path.name}: built under another budget, left out (rebuild it with --only main)")
+                    continue
                 recs.append({**rec["value"], "machine": rec["machine"], "bf16": rec["bf16"]})
         if recs:
             rows.append(aggregate(label, recs))
@@ -403,9 +413,7 @@ def main_table(b: dict, quick: bool, shared: Path, raw: str, minilm: str, work: 
     labels = {n: (label, pooling) for n, label, pooling in MAIN_ROWS}
     for name, seed in order:
         label, pooling = labels[name]
-        key = {"row": name, "seed": seed, "pooling": pooling, "budget": {
-            k: b[k] for k in ("simcse_steps", "corpus_sentences", "mirror_steps", "sup_steps", "minilm_mirror_steps",
-                              "probe_pairs", "sts_tasks")},
+        key = {"row": name, "seed": seed, "pooling": pooling, "budget": main_budget(b),
                **({"recipe": {k: str(v) for k, v in recipes[name][1].items()}} if name in recipes else {})}
 
         def build(name=name, seed=seed, label=label, pooling=pooling) -> dict:

@@ -54,6 +54,8 @@ def test_the_table_is_the_mean_and_sample_std_over_seeds_and_the_findings_quote_
     assert "function words less self-similar (0.380, adjusted) than content words (0.600)" in text
     reports["simcse-nohead"] = [{**_report(0.1, 0.2), "seed": 42}]
     assert "better on both counts" in " ".join(g.findings(reports))
+    worse = " ".join(g.findings({**reports, "simcse-nohead": [{**_report(0.9), "seed": 42}]}))
+    assert "Contrastive training raises" in worse and "moves away from the origin" in worse and "rises from" in worse
     layers = g.layer_table(reports)
     assert layers[0] == "| layer | raw-mini | + simcse, no head | all-MiniLM-L6-v2 |" and len(layers) == 2 + 3
     assert layers[2] == "| 0 | 0.50 / 0.100; 0.25; 0.60 / 0.40; 0.30 / 0.35 | 0.10 / 0.100; 0.05; 0.60 / 0.40; 0.30 / 0.35 " \

@@ -70,10 +70,11 @@ def _write_main_records(r, out, shared, rows: dict) -> None:
             records.get(name if seed is None else f"{name}-seed{seed}", {"row": name, "seed": seed}, lambda v=value: v)
 
 
-def test_readme_headline_is_rebuilt_from_the_main_tables_records(tmp_path):
+def test_readme_headline_is_rebuilt_from_the_main_tables_records(tmp_path, monkeypatch):
     """``--only readme`` reads the committed records, not RESULTS.md's text: the seed count, the paired seed verdicts
     and the load warning survive (reading the table back lost them: "2 seeds" for 3)."""
     r = _module("results")
+    monkeypatch.setattr(r.C, "machine", lambda: {"cpu": "Test CPU", "logical_cpus": 2})  # records name 2 cores
     out, shared = tmp_path / "repo", tmp_path / "shared"
     simcse = [(s, {**_rec("raw-mini + decone simcse", s, v), "train": {"wall_s": 100.0, "sentences_per_s": 10.0,
                                                                          "steps": 4, "load": 3.6}})
@@ -85,6 +86,9 @@ def test_readme_headline_is_rebuilt_from_the_main_tables_records(tmp_path):
                           for s, v in ((42, 48.0), (43, 48.5), (44, 49.0))],
         "peer": [(s, _rec("raw-mini + sentence-transformers MNRL [s, s] (peer)", s, v, wall=200.0))
                  for s, v in ((42, 45.0), (43, 45.2), (44, 45.4))]})
+    r.Records("main_table", out, shared, quick=False).get(  # built under another budget: left out
+        "mirror-seed42", {"row": "mirror", "seed": 42, "budget": {"simcse_steps": 1}},
+        lambda: _rec("raw-mini + decone mirror", 42, 99.0))
     rows = r.rows_from_records(out, shared, r.budget(False))
     assert [x["label"] for x in rows] == ["raw-mini mean", "raw-mini + decone simcse",
                                           "raw-mini + decone simcse, no MLP head in training",
@@ -95,7 +99,7 @@ def test_readme_headline_is_rebuilt_from_the_main_tables_records(tmp_path):
     assert "| raw, mean pooling | 40.00 | 0.100 | — |" in lines
     text = lines[-1]
     assert "+1.30 STS points with the head (beyond the seed spread)" in text
-    assert "load average up to 3.6 on" in text  # the warning, on the cores the records name
+    assert "load average up to 3.6 on 2 cores" in text  # the warning, on the cores the records name
     assert r.rows_from_records(tmp_path / "empty", shared, r.budget(False)) == []
 
 

@@ -95,6 +95,11 @@ def test_onnx_fp32_matches_torch(exported):
     # batch size 1 and the order of the input are kept
     one = enc.encode(TEXTS[:5], batch_size=1)
     assert cosines(one, ref[:5]).min() >= 0.9999
+    # cores per run and providers reach ONNX Runtime's session; the default device of the ONNX backend is the CPU
+    two = Encoder.load(exported, backend="onnx", onnx_threads=2, onnx_providers=["CPUExecutionProvider"])
+    assert two.model.session.get_session_options().intra_op_num_threads == 2 and two.device.type == "cpu"
+    assert two.model.session.get_providers() == ["CPUExecutionProvider"]
+    assert cosines(two.encode(TEXTS[:5], workers=1), ref[:5]).min() >= 0.9999
 
 
 def test_onnx_int8_is_close(exported):

@@ -67,6 +67,28 @@ def test_sweep_runs_the_product_and_resumes(tiny_model_dir, tmp_path):
     assert len(more) == 6 and sum(r["pooling"] == "first_last_avg" for r in more) == 2
 
 
+def test_a_sweep_whose_first_run_failed_can_be_rerun_with_other_settings(tiny_model_dir, tmp_path, monkeypatch):
+    """The fixed settings are kept once a run has finished: a sweep that failed before that (bad data, a crash) may
+    be corrected and rerun into the same folder."""
+    import decone.train as train
+
+    data, dev = _sentences_and_dev(tmp_path)
+    base = {"max_steps": 1, "batch_size": 4, "max_length": 16, "bf16": False, "eval_data": str(dev)}
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash in the first run")
+
+    real_fit = train.fit
+    monkeypatch.setattr(train, "fit", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05]}, tmp_path / "sw", base=dict(base))
+    assert not (tmp_path / "sw" / "sweep_settings.json").exists()
+    monkeypatch.setattr(train, "fit", real_fit)
+    rows = sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05]}, tmp_path / "sw",
+                 base=dict(base, lr=1e-4))
+    assert len(rows) == 1 and (tmp_path / "sw" / "sweep_settings.json").exists()
+
+
 def test_every_grid_point_is_checked_before_the_first_run(tiny_model_dir, tmp_path):
     data, _ = _sentences_and_dev(tmp_path)
     with pytest.raises(ConfigError, match="temperature must be > 0"):

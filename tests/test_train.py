@@ -153,6 +153,19 @@ def test_resume_refuses_changed_data_and_settings_and_a_checkpoint_that_does_not
     assert (ckpt / "trainer_state.json").read_text() == state  # the failed resume left the checkpoint as it was
 
 
+def test_resume_from_another_directory_accepts_the_same_files_by_other_paths(tiny_model_dir, sentences_file, tmp_path,
+                                                                             monkeypatch):
+    """The checkpoint records paths as typed: a relative one that does not resolve from where the run resumes cannot
+    be checked, so the path given now is taken; a model or data path that resolves on both sides is compared."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(_config(tiny_model_dir, sentences_file.name, tmp_path / "cut", method="mirror"), callbacks=[StopAt(4)])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    fit(_config(tiny_model_dir, f"../{sentences_file.name}", tmp_path / "cut", method="mirror", resume=True))
+    assert (tmp_path / "cut" / "model.safetensors").exists()
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("temperature", 0.0, "temperature must be > 0"),
     ("batch_size", 1, "batch-size must be >= 2"),

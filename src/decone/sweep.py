@@ -73,7 +73,7 @@ def _check_settings(out: Path, fixed: dict) -> None:
     """A sweep folder holds runs of one set of fixed settings: rerunning it resumes (a grid axis may gain values),
     anything else would mix rows trained otherwise into one table."""
     path = out / SETTINGS_FILE
-    if not path.exists():  # a new sweep (or one from before this file: its settings are taken as given)
+    if not path.exists():  # no finished run yet (or a sweep from before this file: its settings are taken as given)
         return
     try:
         saved = json.loads(path.read_text())
@@ -143,7 +143,6 @@ def sweep(
     probe_texts, dev_pairs = default_probe(probe_pairs, 0, probe_data)
     probe = DynamicsCallback(0, probe_texts, dev_pairs, plot=False)
     out.mkdir(parents=True, exist_ok=True)
-    _write_settings(out, fixed)
     log = out / "sweep.jsonl"
     rows = _read_rows(log)
     done = {r["id"] for r in rows}
@@ -175,6 +174,7 @@ def sweep(
             shutil.rmtree(run_dir, ignore_errors=True)
         with open(log, "a") as f:
             f.write(json.dumps(row) + "\n")
+        _write_settings(out, fixed)  # once a run is in: a sweep that failed before its first run can be corrected
         rows.append(row)
         write_report(rows, list(grid), out)
     write_report(rows, list(grid), out)

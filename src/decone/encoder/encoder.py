@@ -138,11 +138,14 @@ class Encoder(nn.Module):
     @classmethod
     def load(cls, name_or_path: str | os.PathLike, pooling: str | None = None, max_length: int | None = None,
              device: str | torch.device | None = None, allow_pickle: bool = False, trust_remote_code: bool = False,
-             backend: str = "torch", onnx_file: str | None = None) -> "Encoder":
+             backend: str = "torch", onnx_file: str | None = None, onnx_threads: int | None = None,
+             onnx_providers: list[str] | None = None) -> "Encoder":
         """From a decone, sentence-transformers or Hugging Face folder, or a hub name; the folder's own pooling, dense
         layers and normalisation unless ``pooling``/``max_length`` override them. Safetensors only unless
         ``allow_pickle`` (then ``weights_only=True``); ``backend="onnx"`` runs the folder's ``onnx/`` export
-        (``onnx_file``: None fp32, "int8", or a file name). Raises ModelError (one line) for what :mod:`folder` checks."""
+        (``onnx_file``: None fp32, "int8", or a file name; ``onnx_threads``: cores per ONNX Runtime run, None one
+        each with runs side by side; ``onnx_providers``: ONNX Runtime's execution providers, None the CPU's).
+        Raises ModelError (one line) for what :mod:`folder` checks."""
         if backend not in ("torch", "onnx"):
             raise ConfigError(f"backend {backend!r}: choose torch or onnx")
         source = str(name_or_path)
@@ -156,7 +159,7 @@ class Encoder(nn.Module):
         enc.source, enc.meta, enc.load_warnings = source, settings.get("meta", {}), settings.get("warnings", [])
         enc.pooling_from_folder = bool(settings.get("pooling_set")) and pooling is None
         if backend == "onnx":  # ONNX Runtime on the CPU: the default device is the CPU too
-            attach_onnx(enc, base, onnx_file)
+            attach_onnx(enc, base, onnx_file, onnx_threads, onnx_providers)
             device = "cpu" if device is None else device
         return enc.to(torch.device(device) if device is not None else default_device())
 

@@ -315,10 +315,7 @@ def load_dense(base: Path, specs: list[dict], hidden: int, source: str) -> list[
 
 def _adapter_base(folder: Path, source: str) -> str:
     """The base model an adapter folder names (``adapter_config.json``'s ``base_model_name_or_path``)."""
-    try:
-        base = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{source}/adapter_config.json: not valid JSON ({one_line(exc)})") from None
+    base = _read_json(folder / "adapter_config.json", dict).get("base_model_name_or_path")
     if not base:
         raise ModelError(f"{source}/adapter_config.json: no base_model_name_or_path: the adapter's base is unknown")
     if looks_local(base) and not Path(base).is_dir():

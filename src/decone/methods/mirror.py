@@ -8,7 +8,7 @@ from decone.objectives import InfoNCE
 
 def _views(config, tokenizer) -> augment.ViewFn:
     """The plain view and the span-masked one; the mask is the tokenizer's own mask token, which a decoder's lacks."""
-    if tokenizer.mask_token is None:
+    if config.mask_span and tokenizer.mask_token is None:  # --mask-span 0: dropout alone, no mask needed
         raise ConfigError("mirror: the tokenizer has no mask token to mask a span with (a decoder?); use simcse, "
                           "or llm2vec-simcse for decoders")
     return augment.span_masked_views(config.mask_span, tokenizer.mask_token)

@@ -54,10 +54,17 @@ RESUME_KEYS = ("method", "model", "data", "text_column", "batch_size", "lr", "te
 PATH_KEYS = ("model", "data")  # compared as the folders or files they name, wherever the run is resumed from
 
 
-def _resume_value(key: str, value):
-    if key in PATH_KEYS and isinstance(value, str) and value and os.path.exists(value):
-        return os.path.realpath(value)
-    return value
+def _same_setting(key: str, was, now) -> bool:
+    """Whether a setting is what the interrupted run had. A model or data path is compared as the file it names when
+    both spellings name one here; a recorded relative path that does not resolve from this directory cannot be
+    checked and is taken as given; hub names and everything else are compared as values."""
+    if key in PATH_KEYS and isinstance(was, str) and isinstance(now, str) and was and now:
+        was_here, now_here = os.path.exists(was), os.path.exists(now)
+        if was_here and now_here:
+            return os.path.realpath(was) == os.path.realpath(now)
+        if now_here and not os.path.isabs(was):
+            return True
+    return was == now
 
 
 class Interrupted(DeconeError):
@@ -175,7 +182,7 @@ class Trainer:
                 if key not in saved and key != "options":  # a run from before the key was checked
                     continue
                 was, now = saved.get(key, {}), getattr(cfg, key)
-                if _resume_value(key, was) != _resume_value(key, now):
+                if not _same_setting(key, was, now):
                     raise ConfigError(f"--resume: {key} was {was!r} in the interrupted run, now {now!r}; keep it, "
                                       "or start again with --overwrite")
             started_fast = bool(saved.get("fast_dropout", False))  # runs from before decone.dropout used torch's
@@ -359,6 +366,8 @@ class Trainer:
         if self.resume_from is not None:
             try:
                 saved = load_checkpoint(self.resume_from, self.model, self.optimizer, self.scheduler)
+            except torch.OutOfMemoryError:
+                raise
             except (RuntimeError, KeyError, ValueError) as exc:  # weights or optimizer state of another shape
                 line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                 raise ConfigError(f"--resume: {self.resume_from} does not fit this model ({line}); start again "
