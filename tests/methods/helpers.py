@@ -54,7 +54,7 @@ def step(model, optimizer, v) -> float:
     loss.backward()
     optimizer.step()
     model.objective.after_step(model)
-    return float(loss)
+    return float(loss.detach())
 
 
 def loss_only(model, v) -> float:
