@@ -276,6 +276,75 @@ def from_records(folder: Path) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for path in sorted(folder.glob("*.json")):
         rec = json.loads(path.read_text())
+        if "row" not in rec["key"]:  # a decoder record (:func:`decoder_build`)
+            continue
         out.setdefault(rec["key"]["row"], []).append({**rec["value"], "seed": rec["key"]["seed"]})
     order = [row for row, _, _ in MODELS]
     return {row: sorted(out[row], key=lambda r: -1 if r["seed"] is None else r["seed"]) for row in order if row in out}
+
+
+# ---------------------------------------------------------------------------- decoders: token anisotropy per layer
+# (row label, sentences, bidirectional attention): decone-raw-gpt-mini on random STS-B test sentences (seed 0)
+DECODER_SETTINGS = [
+    ("300 sentences", 300, False),
+    ("1,000 sentences", 1000, False),
+    ("1,000 sentences, bidirectional switch on", 1000, True),
+]
+DECODER_PAIRS = 3000
+
+
+def decoder_anisotropy(folder: str, stsb_test: Path, sentences: int, bidirectional: bool) -> dict:
+    """Ethayarajh's (2019) measure on every layer of a decoder (:func:`decone.decoders.token_anisotropy`): the mean
+    cosine of random token pairs from different sentences, with all tokens and with each sentence's first token (the
+    attention sink) left out. -> {"all_tokens": [per layer], "without_first": [...], "sentences": n}."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from decone import decoders
+
+    texts = decoders.read_stsb_sentences(stsb_test, sentences, seed=0)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, use_safetensors=True)
+    decoders.ensure_pad_token(tokenizer, model.config)
+    with decoders.bidirectional(model, bidirectional):
+        stats = decoders.token_anisotropy(model, tokenizer, texts, DECODER_PAIRS, seed=0)
+    return {**stats, "sentences": len(texts)}
+
+
+def decoder_build(records, folder: str, stsb_test: Path) -> dict[str, dict]:
+    """Each :data:`DECODER_SETTINGS` row: its committed record, else measured now."""
+    out = {}
+    for label, n, bidi in DECODER_SETTINGS:
+        key = {"model": "decone-raw-gpt-mini", "data": "sts-test", "sentences": n, "bidirectional": bidi,
+               "pairs": DECODER_PAIRS, "seed": 0}
+        name = f"gpt-mini-{n}{'-bidirectional' if bidi else ''}"
+        out[label] = records.get(name, key, lambda n=n, bidi=bidi: decoder_anisotropy(folder, stsb_test, n, bidi))
+    return out
+
+
+def decoder_table(results: dict[str, dict]) -> list[str]:
+    """One row a setting and token choice, one column a layer (0 = embeddings)."""
+    layers = len(next(iter(results.values()))["all_tokens"])
+    head = ["layer 0", *map(str, range(1, layers - 1)), f"{layers - 1} (last)"]
+    lines = ["| setting | " + " | ".join(head) + " |", "|---" * (layers + 1) + "|"]
+    for label, r in results.items():
+        for key, what in (("all_tokens", "all tokens"), ("without_first", "first token left out")):
+            lines.append(f"| {label}, {what} | " + " | ".join(f"{v:.3f}" for v in r[key]) + " |")
+    return lines
+
+
+def decoder_findings(results: dict[str, dict], published_last: float) -> list[str]:
+    """The last layer against GPT-2's published figure, and what leaving out the first token changes."""
+    last = [r[k][-1] for r in results.values() for k in ("all_tokens", "without_first")]
+    gaps = [r["without_first"][i] - r["all_tokens"][i] for r in results.values() for i in range(1, len(r["all_tokens"]))]
+    return [f"The last layer sits at {min(last):.3f}–{max(last):.3f} across these settings, against {published_last:.3f} "
+            "for GPT-2 (Ethayarajh 2019): the stand-in is not GPT-2's cone.",
+            f"Leaving out the first token (the attention sink) changes the contextual layers by {min(gaps):+.3f} to "
+            f"{max(gaps):+.3f}."]
+
+
+def decoder_markdown(results: dict[str, dict]) -> list[str]:
+    from decone.decoders import ETHAYARAJH_2019
+
+    return [f"decone-raw-gpt-mini, {DECODER_PAIRS:,} random token pairs from different sentences of a random sample "
+            "of STS-B test sentences (seed 0), every layer (0 = the embeddings), fp32:", "",
+            *decoder_table(results), "", *(f"- {line}" for line in decoder_findings(results, ETHAYARAJH_2019["gpt2"][-1]))]

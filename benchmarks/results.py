@@ -17,8 +17,9 @@ rows between markers of their own:
   ``simcse-sup`` on SNLI triples; sentence-transformers' SimCSE recipe (MultipleNegativesRankingLoss over [s, s])
   with the same data, batch, steps and learning rate (the peer); all-MiniLM-L6-v2 as shipped and after ``mirror``.
 * Geometry (``benchmarks/geometry.py``): every ``decone diagnose`` metric, per layer too, of raw-mini, raw-mini +
-  whitening, the main table's simcse models (with and without the head, every seed) and all-MiniLM-L6-v2; also
-  docs/diagnostics.md's measured tables, between markers of their own.
+  whitening, the main table's simcse models (with and without the head, every seed) and all-MiniLM-L6-v2, and
+  decone-raw-gpt-mini's token anisotropy per layer; also docs/diagnostics.md's and docs/decoders.md's measured
+  tables, between markers of their own.
 * STS aggregations (``benchmarks/sts_aggregations.py``): all-MiniLM-L6-v2 and raw-mini under ``all``, ``mean`` and
   ``wmean``; also docs/evaluation.md's table, between markers of its own.
 * Head to head (:func:`head_to_head`): every registered unsupervised sentence method for encoders (:data:`HEAD_TO_HEAD`)
@@ -501,7 +502,7 @@ def decoder_rows(work: Path, b: dict, shared: Path, raw: str, corpus: Path, prob
     from decone.train.config import stages_folder
 
     gpt = str(shared / "models/decone-raw-gpt-mini")
-    texts = decoders._read_stsb_sentences(shared / "data/sts/STSBenchmark/sts-test.csv", 1000, seed=0)
+    texts = decoders.read_stsb_sentences(shared / "data/sts/STSBenchmark/sts-test.csv", 1000, seed=0)
     common = dict(data=str(corpus), max_steps=b["decoder_steps"], batch_size=64, max_length=32, lr=1e-4, bf16=None,
                   lora_r=0)
     # label -> [(record key, how to get its model folder and pooling)], one entry a seed (one for an untrained row)
@@ -1008,9 +1009,13 @@ def piece_geometry(ctx: Context) -> list[tuple[Path, str, list[str]]]:
     g.plot_hist(reports, ctx.work, ctx.figs / "geometry_cosine_hist.png")
     g.plot_layers(reports, ctx.figs / "geometry_layers.png")
     title = ["## Geometry before and after contrastive training (raw-mini)", ""]
-    section = [*title, *g.markdown(reports, settings, ctx.b["seeds"], ctx.r)]
+    decoder = g.decoder_markdown(g.decoder_build(ctx.records("geometry"), str(ctx.shared / "models/decone-raw-gpt-mini"),
+                                                 ctx.shared / "data/sts/STSBenchmark/sts-test.csv"))
+    section = [*title, *g.markdown(reports, settings, ctx.b["seeds"], ctx.r), "",
+               "### decone-raw-gpt-mini: token anisotropy per layer", "", *decoder]
     return [(ctx.target, "geometry", section)] + ([] if ctx.quick else [
-        (ctx.out / "docs" / "diagnostics.md", "geometry", g.markdown(reports, settings, ctx.b["seeds"], "../results"))])
+        (ctx.out / "docs" / "diagnostics.md", "geometry", g.markdown(reports, settings, ctx.b["seeds"], "../results")),
+        (ctx.out / "docs" / "decoders.md", "decoder-anisotropy", decoder)])
 
 
 def piece_sts_aggregations(ctx: Context) -> list[tuple[Path, str, list[str]]]:

@@ -128,3 +128,48 @@ def test_the_committed_geometry_tables_are_the_records_and_docs_carry_them():
         block = text[text.index("<!-- geometry:begin -->"):text.index("<!-- geometry:end -->")]
         assert table in block, path
         assert "\n".join(g.layer_table(reports)) in block and all(line in block for line in g.findings(reports))
+
+
+def test_decoder_anisotropy_is_recorded_per_setting_and_tabled_per_layer(tmp_path):
+    """On a tiny random GPT-2 folder and a small STS-B-shaped csv: one record a setting, reused, with one value a
+    layer for all tokens and without the first; the table and the sentences read those values."""
+    from tests.decoders.conftest import WORDS, tiny_decoder, tiny_tokenizer
+
+    g, r = _module("geometry"), _module("results")
+    folder = tmp_path / "gpt"
+    tiny_decoder("gpt2").save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    rng = np.random.default_rng(0)
+    csv = tmp_path / "sts-test.csv"
+    csv.write_text("".join(f"main\tx\t2012\t{i}\t3.0\t{' '.join(rng.choice(WORDS, 5))}\t{' '.join(rng.choice(WORDS, 6))}\n"
+                           for i in range(40)))
+    records = r.Records("geometry", tmp_path / "repo", tmp_path / "shared", quick=False)
+    results = g.decoder_build(records, str(folder), csv)
+    assert list(results) == [label for label, _, _ in g.DECODER_SETTINGS]
+    assert all(len(v["all_tokens"]) == len(v["without_first"]) == 3 for v in results.values())  # embeddings + 2 layers
+    assert results["300 sentences"]["sentences"] == 80  # every distinct sentence of the small file
+    assert g.decoder_build(records, "/nonexistent", csv) == json.loads(json.dumps(results))  # read back, not measured
+    lines = g.decoder_table(results)
+    assert lines[0] == "| setting | layer 0 | 1 | 2 (last) |" and len(lines) == 2 + 2 * len(g.DECODER_SETTINGS)
+    first = results["300 sentences"]
+    assert lines[2] == "| 300 sentences, all tokens | " + " | ".join(f"{v:.3f}" for v in first["all_tokens"]) + " |"
+    text = " ".join(g.decoder_findings(results, 0.978))
+    low = min(v[k][-1] for v in results.values() for k in ("all_tokens", "without_first"))
+    assert f"The last layer sits at {low:.3f}–" in text and "against 0.978 for GPT-2" in text
+    assert g.from_records(tmp_path / "repo/results/geometry") == {}  # decoder records are not rows of the main table
+
+
+def test_the_committed_decoder_table_is_the_records():
+    g = _module("geometry")
+    root = BENCH.parent
+    folder = root / "results/geometry"
+    recs = {json.loads(p.read_text())["key"].get("sentences"): json.loads(p.read_text()) for p in folder.glob("gpt-mini-*.json")}
+    if len(recs) < 2:
+        pytest.skip("no committed decoder records")
+    results = {}
+    for label, n, bidi in g.DECODER_SETTINGS:
+        path = folder / f"gpt-mini-{n}{'-bidirectional' if bidi else ''}.json"
+        results[label] = json.loads(path.read_text())["value"]
+    text = (root / "docs/decoders.md").read_text()
+    block = text[text.index("<!-- decoder-anisotropy:begin -->"):text.index("<!-- decoder-anisotropy:end -->")]
+    assert "\n".join(g.decoder_table(results)) in block

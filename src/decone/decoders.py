@@ -397,7 +397,8 @@ ETHAYARAJH_2019 = {
 }
 
 
-def _read_stsb_sentences(path: Path, n: int, seed: int) -> list[str]:
+def read_stsb_sentences(path: Path, n: int, seed: int) -> list[str]:
+    """``n`` distinct sentences of an STS-B csv (columns 6 and 7), drawn at random with ``seed``, in file order."""
     texts: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         cols = line.split("\t")
@@ -423,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bidirectional", action="store_true")
     args = parser.parse_args(argv)
-    texts = _read_stsb_sentences(Path(args.sentences), args.n, args.seed)
+    texts = read_stsb_sentences(Path(args.sentences), args.n, args.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModel.from_pretrained(args.model)
     note = ensure_pad_token(tokenizer, model.config)

@@ -24,7 +24,7 @@ def loaded(gpt_mini):
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()
     note = decoders.ensure_pad_token(tok, model.config)
-    return model, tok, note, decoders._read_stsb_sentences(stsb, 300, seed=0)
+    return model, tok, note, decoders.read_stsb_sentences(stsb, 300, seed=0)
 
 
 def test_it_is_a_decoder_without_a_pad_token(loaded):
@@ -70,7 +70,7 @@ def test_mntp_one_step_on_the_real_model(gpt_mini):
     from decone.methods.mntp import MNTP, MNTPOptions
 
     folder, stsb = gpt_mini
-    texts = decoders._read_stsb_sentences(stsb, 32, seed=1)
+    texts = decoders.read_stsb_sentences(stsb, 32, seed=1)
     hf, tok = AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     model = SimpleNamespace(encoder=SimpleNamespace(model=hf, tokenizer=tok, max_length=64), max_length=64)
     objective = MNTP(MNTPOptions())
