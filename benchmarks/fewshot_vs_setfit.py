@@ -141,9 +141,21 @@ class Task:
 def checkpoint_folder(a, key: str, shots: dict) -> Path:
     """Where a SetFit run keeps its checkpoints: named by its grid point and a digest of everything its training
     depends on (its settings, its sampled shots and labels, the output it belongs to, the library versions), so that
-    no other run ever resumes from this one's."""
-    what = {"settings": settings(a), "indices": shots["indices"], "labels": shots["labels"],
-            "output": str(Path(a.output).resolve()),
+    no other run ever resumes from this one's. The output is named relative to the repository where it lies inside
+    it, so a moved checkout keeps its checkpoints; a folder named the earlier way (absolute output path) that exists
+    is still the run's own."""
+    output = Path(a.output).resolve()
+    try:
+        portable = output.relative_to(C.ROOT.resolve()).as_posix()
+    except ValueError:  # outside the repository: its absolute path
+        portable = str(output)
+    current = _checkpoint_name(a, key, shots, portable)
+    earlier = _checkpoint_name(a, key, shots, str(output))
+    return earlier if earlier.exists() and not current.exists() else current
+
+
+def _checkpoint_name(a, key: str, shots: dict, output: str) -> Path:
+    what = {"settings": settings(a), "indices": shots["indices"], "labels": shots["labels"], "output": output,
             "versions": [_version(p) for p in ("setfit", "sentence-transformers", "transformers", "torch")]}
     digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
     return Path(a.checkpoints) / f"{key.replace('|', '_')}_{digest}"

@@ -196,7 +196,7 @@ def test_a_setfit_run_resumed_from_its_checkpoint_ends_where_the_uninterrupted_r
     np.testing.assert_allclose(resumed.model_body.encode(probe), whole.model_body.encode(probe), atol=1e-5)
 
 
-def test_setfit_checkpoints_are_per_run_complete_and_locked(tmp_path):
+def test_setfit_checkpoints_are_per_run_complete_and_locked(tmp_path, monkeypatch):
     """The checkpoint folder is the run's alone (settings, shots, output); a checkpoint counts only when its trainer
     state parses and its elapsed-time file is there; a run another invocation is training is skipped."""
     import json
@@ -214,6 +214,19 @@ def test_setfit_checkpoints_are_per_run_complete_and_locked(tmp_path):
                   m.checkpoint_folder(m.parse_args(["--checkpoints", str(tmp_path / "ck"), "--output",
                                                     str(tmp_path / "quick")]), key, shots)):
         assert other != folder
+    # a folder named the earlier way (by the absolute output path) is still found while it exists ...
+    earlier = m._checkpoint_name(a, key, shots, str(Path(a.output).resolve()))
+    assert earlier != folder
+    earlier.mkdir(parents=True)
+    assert m.checkpoint_folder(a, key, shots) == earlier
+    earlier.rmdir()
+    assert m.checkpoint_folder(a, key, shots) == folder
+    # ... and the output is named relative to the repository: the same run in a moved checkout keeps its folder
+    moved = tmp_path / "moved-checkout"
+    monkeypatch.setattr(m.C, "ROOT", moved)
+    assert m.checkpoint_folder(m.parse_args(["--checkpoints", str(tmp_path / "ck"), "--output",
+                                             str(moved / "results/setfit")]), key, shots) == folder
+    monkeypatch.undo()
     for step, state, elapsed in ((500, "{}", True), (1000, "{}", False), (1500, "{tor", True), (2000, None, True)):
         (folder / f"checkpoint-{step}").mkdir(parents=True)
         if state is not None:
