@@ -6,7 +6,7 @@
     python benchmarks/results.py --only head-to-head --seeds 43   # records of one seed (main too), beside others
     python benchmarks/results.py --quick               # a smoke run: fewer steps, smaller sweep, 2 STS tasks
 
-Pieces (:data:`PIECES`: main, geometry, sts-aggregations, head-to-head, decoders, batch-size, full-budget, sweep, fewshot-scl, setfit), each a
+Pieces (:data:`PIECES`: main, geometry, sts-aggregations, transfer, head-to-head, decoders, batch-size, full-budget, sweep, fewshot-scl, setfit), each a
 section of RESULTS.md between ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers, so that ``--only NAME``
 rebuilds it alone; the README's headline, STS, decoder, full-budget and SetFit tables are generated from the same
 rows between markers of their own:
@@ -22,6 +22,8 @@ rows between markers of their own:
   tables, between markers of their own.
 * STS aggregations (``benchmarks/sts_aggregations.py``): all-MiniLM-L6-v2 and raw-mini under ``all``, ``mean`` and
   ``wmean``; also docs/evaluation.md's table, between markers of its own.
+* Transfer (``benchmarks/transfer.py``): all-MiniLM-L6-v2 on SentEval's seven classification tasks; also
+  docs/evaluation.md's table.
 * Head to head (:func:`head_to_head`): every registered unsupervised sentence method for encoders (:data:`HEAD_TO_HEAD`)
   on the same corpus sentences, steps, batch and seeds, on raw-mini and on all-MiniLM-L6-v2, with a paired verdict against ``simcse``.
 * Decoders (:func:`decoder_rows`): decone-raw-gpt-mini raw, after ``mntp``, ``llm2vec-simcse`` and both.
@@ -134,6 +136,12 @@ def _sts_aggregations_module():
     import importlib
 
     return importlib.import_module("sts_aggregations")
+
+
+def _transfer_module():
+    import importlib
+
+    return importlib.import_module("transfer")
 
 
 def _setfit_module():
@@ -1030,6 +1038,17 @@ def piece_sts_aggregations(ctx: Context) -> list[tuple[Path, str, list[str]]]:
         (ctx.out / "docs" / "evaluation.md", "sts-aggregations", lines)])
 
 
+def piece_transfer(ctx: Context) -> list[tuple[Path, str, list[str]]]:
+    """SentEval-style classification transfer of all-MiniLM-L6-v2 (``benchmarks/transfer.py``): RESULTS.md's section
+    and, outside a quick run, docs/evaluation.md's table."""
+    t = _transfer_module()
+    log("transfer: all-MiniLM-L6-v2 on MR, CR, SUBJ, MPQA, SST-2, TREC, MRPC")
+    lines = t.markdown(t.build(ctx.records("transfer"), {"minilm": ctx.minilm}))
+    section = ["## Classification transfer (all-MiniLM-L6-v2)", "", *lines]
+    return [(ctx.target, "transfer", section)] + ([] if ctx.quick else [
+        (ctx.out / "docs" / "evaluation.md", "transfer", lines)])
+
+
 def piece_head_to_head(ctx: Context) -> list[tuple[Path, str, list[str]]]:
     h2h = head_to_head(ctx.work, ctx.b, ctx.raw, ctx.minilm, ctx.corpus, ctx.probe, ctx.eval_data,
                        ctx.records("head_to_head"))
@@ -1106,6 +1125,7 @@ PIECES = [
     ("main", piece_main, "main_table", "main table (every row and seed: training + evaluation)"),
     ("geometry", piece_geometry, "geometry", "geometry (decone diagnose of the main table's models)"),
     ("sts-aggregations", piece_sts_aggregations, "sts_aggregations", "STS aggregations (all, mean, wmean)"),
+    ("transfer", piece_transfer, "transfer", "classification transfer (all-MiniLM-L6-v2)"),
     ("head-to-head", piece_head_to_head, "head_to_head", "head to head (every method, model and seed)"),
     ("decoders", piece_decoders, "decoders", "decoders (LLM2Vec's steps)"),
     ("batch-size", piece_batch_size, "batch_size", "batch-size ablation"),
