@@ -11,6 +11,7 @@ from __future__ import annotations
 
 SEED = 1111  # SentEval's
 MODELS = [("minilm", "all-MiniLM-L6-v2")]
+DISPLAY = {"SST2": "SST-2"}  # task names as papers print them
 
 
 def evaluate(folder: str, seed: int = SEED) -> dict:
@@ -35,7 +36,7 @@ def build(records, folders: dict[str, str]) -> dict[str, dict]:
 
 def table(results: dict[str, dict]) -> list[str]:
     tasks = list(next(iter(results.values()))["tasks"])
-    lines = ["| model | " + " | ".join(tasks) + " | avg |", "|---|" + "---:|" * (len(tasks) + 1)]
+    lines = ["| model | " + " | ".join(DISPLAY.get(t, t) for t in tasks) + " | avg |", "|---|" + "---:|" * (len(tasks) + 1)]
     for name, label in MODELS:
         if name not in results:
             continue
