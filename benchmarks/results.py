@@ -120,34 +120,11 @@ def splice(path: Path, name: str, lines: list[str]) -> bool:
     return True
 
 
-def _full_budget_module():
+def _piece_module(name: str):
+    """A piece's own script in benchmarks/ (importable: this file put its folder on the path), imported when asked."""
     import importlib
 
-    return importlib.import_module("full_budget")
-
-
-def _geometry_module():
-    import importlib
-
-    return importlib.import_module("geometry")
-
-
-def _sts_aggregations_module():
-    import importlib
-
-    return importlib.import_module("sts_aggregations")
-
-
-def _transfer_module():
-    import importlib
-
-    return importlib.import_module("transfer")
-
-
-def _setfit_module():
-    import importlib
-
-    return importlib.import_module("fewshot_vs_setfit")
+    return importlib.import_module(name)
 
 
 def setfit_piece(b: dict, quick: bool, out: Path, figs: Path) -> tuple[list[str], list[str]]:
@@ -158,7 +135,7 @@ def setfit_piece(b: dict, quick: bool, out: Path, figs: Path) -> tuple[list[str]
     for args in b["setfit"]:
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fewshot_vs_setfit.py"), "--output", str(folder),
                         *args], check=True)
-    mod = _setfit_module()
+    mod = _piece_module("fewshot_vs_setfit")
     data = json.loads((folder / "summary.json").read_text())
     summary = data["summary"]
     if (folder / "accuracy_vs_shots.png").exists():
@@ -998,7 +975,7 @@ def piece_main(ctx: Context) -> list[tuple[Path, str, list[str]]]:
 def piece_geometry(ctx: Context) -> list[tuple[Path, str, list[str]]]:
     """Every ``decone diagnose`` metric of the main table's raw, whitened, simcse (both heads) and MiniLM models
     (``benchmarks/geometry.py``): RESULTS.md's section and, outside a quick run, docs/diagnostics.md's tables."""
-    g = _geometry_module()
+    g = _piece_module("geometry")
     recipes = main_recipes(ctx.b, ctx.shared, ctx.raw, ctx.minilm, ctx.work)
 
     def folder(row: str, seed: int | None) -> str:
@@ -1029,7 +1006,7 @@ def piece_geometry(ctx: Context) -> list[tuple[Path, str, list[str]]]:
 def piece_sts_aggregations(ctx: Context) -> list[tuple[Path, str, list[str]]]:
     """STS under ``all``, ``mean`` and ``wmean`` for all-MiniLM-L6-v2 and raw-mini (``benchmarks/sts_aggregations.py``):
     RESULTS.md's section and, outside a quick run, docs/evaluation.md's table."""
-    s = _sts_aggregations_module()
+    s = _piece_module("sts_aggregations")
     log("STS aggregations: all-MiniLM-L6-v2 and raw-mini")
     results = s.build(ctx.records("sts_aggregations"), {"minilm": ctx.minilm, "raw": ctx.raw}, ctx.eval_data["sts"])
     lines = s.markdown(results)
@@ -1041,7 +1018,7 @@ def piece_sts_aggregations(ctx: Context) -> list[tuple[Path, str, list[str]]]:
 def piece_transfer(ctx: Context) -> list[tuple[Path, str, list[str]]]:
     """SentEval-style classification transfer of all-MiniLM-L6-v2 (``benchmarks/transfer.py``): RESULTS.md's section
     and, outside a quick run, docs/evaluation.md's table."""
-    t = _transfer_module()
+    t = _piece_module("transfer")
     log("transfer: all-MiniLM-L6-v2 on MR, CR, SUBJ, MPQA, SST-2, TREC, MRPC")
     lines = t.markdown(t.build(ctx.records("transfer"), {"minilm": ctx.minilm}))
     section = ["## Classification transfer (all-MiniLM-L6-v2)", "", *lines]
@@ -1073,7 +1050,7 @@ def piece_batch_size(ctx: Context) -> list[tuple[Path, str, list[str]]]:
 
 
 def piece_full_budget(ctx: Context) -> list[tuple[Path, str, list[str]]]:
-    section, readme = _full_budget_module().piece(ctx.quick, ctx.out, ctx.figs)
+    section, readme = _piece_module("full_budget").piece(ctx.quick, ctx.out, ctx.figs)
     return [(ctx.target, "full-budget", ["## Full budget: one epoch over the corpus on raw-mini", "", *section])] + (
         [] if ctx.quick else [(ctx.out / "README.md", "full-budget", readme)])
 

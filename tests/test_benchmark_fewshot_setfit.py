@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests._bench import bench_module
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "fewshot_vs_setfit.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("fewshot_vs_setfit", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("fewshot_vs_setfit")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -97,10 +95,7 @@ def test_compact_table_has_one_row_per_setting_and_bolds_the_best():
 
 
 def _results_module():
-    spec = importlib.util.spec_from_file_location("results_bench", SCRIPT.parent / "results.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("results")
 
 
 def test_results_splice_replaces_only_between_markers_and_portable_drops_machine_paths(tmp_path):

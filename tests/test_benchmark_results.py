@@ -3,7 +3,6 @@ with the project's seed-spread verdicts; the full-budget run keeps its encoder a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import sys
@@ -11,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+from tests._bench import BENCH, bench_module
 
 
-def _module(name: str):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+_module = bench_module
 
 
 def _rec(label: str, seed, sts_avg: float, cos: float = 0.1, wall: float | None = 10.0) -> dict:
