@@ -405,6 +405,24 @@ def portable_obj(obj, shared_folder: Path, out: Path):
     return json.loads(portable(json.dumps(obj), shared_folder, out))
 
 
+def with_method_revision(obj):
+    """``obj`` (a record's key, a run's settings) with ``"method_revision": N`` beside every ``"method"`` naming a
+    registered method whose :attr:`decone.methods.Method.revision` N is above 1, at any depth: a method whose training
+    changed (its loss, views or defaults) no longer matches the records and cached runs of its earlier revision.
+    Revision 1 adds nothing, so the records of unchanged methods keep their keys."""
+    from decone.methods import METHODS
+
+    if isinstance(obj, list):
+        return [with_method_revision(x) for x in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: with_method_revision(v) for k, v in obj.items()}
+    method = METHODS.get(obj.get("method")) if isinstance(obj.get("method"), str) else None
+    if method is not None and method.revision > 1:
+        out["method_revision"] = method.revision
+    return out
+
+
 class Records:
     """Committed records of a piece's finished work, the one record mechanism of every benchmark piece.
 
@@ -412,7 +430,8 @@ class Records:
     returned, under the settings (``key``) it was built with, machine paths made portable, with what building it
     cost and where. A fresh checkout reuses them, so one ``results.py`` invocation rebuilds RESULTS.md without
     retraining; a changed key rebuilds that record only. The quick run's records stay in the ignored
-    ``results/work-quick/``. Records are written atomically (a temporary file per process, then a rename) and built
+    ``results/work-quick/``. A key names its method's revision where it is above 1 (:func:`with_method_revision`).
+    Records are written atomically (a temporary file per process, then a rename) and built
     under a lock per record, so side-by-side invocations may build different records of one piece, and two that
     want the same record build it once.
     """
@@ -431,7 +450,7 @@ class Records:
         instead of building it a second time into the same work folders."""
         from filelock import FileLock  # transformers' and huggingface_hub's own dependency
 
-        path, key = self.path(name), portable_obj(key, self.shared, self.out)
+        path, key = self.path(name), portable_obj(with_method_revision(key), self.shared, self.out)
         rec = self._reusable(path, key, reuse)
         if rec is not None:
             return rec

@@ -238,20 +238,29 @@ def train_setfit(model_path: str, shots: dict, seed: int, a, checkpoints: Path, 
                    "own_save_s": own_save_s, "before_s": before_s, "resumed_at_step": int(resume.name[11:]) if resume else None}
 
 
-def run_setfit(task: Task, shots: dict, seed: int, a, checkpoints: Path) -> dict | None:
-    """One SetFit run, scored on the test set; None (nothing done) while another invocation trains the same run."""
+def claim_run(checkpoints: Path):
+    """The lock of one SetFit run (beside its checkpoint folder), acquired, or None while another invocation holds
+    it. The caller releases it once the run's row is in runs.jsonl, so that no other invocation trains the run again
+    in between."""
     from filelock import FileLock, Timeout
 
     checkpoints.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(checkpoints) + ".lock")
     try:
-        with FileLock(str(checkpoints) + ".lock", timeout=0):
-            t0 = time.perf_counter()
-            model, trained = train_setfit(task.model, shots, seed, a, checkpoints)
-            t_eval = time.perf_counter()
-            pred = [str(y) for y in model.predict([t for t, _ in task.test], batch_size=128, show_progress_bar=False)]
-            eval_s = time.perf_counter() - t_eval
+        lock.acquire(timeout=0)
     except Timeout:
         return None
+    return lock
+
+
+def run_setfit(task: Task, shots: dict, seed: int, a, checkpoints: Path) -> dict:
+    """One SetFit run (resumed from its newest checkpoint, if any), scored on the test set. The caller holds the
+    run's lock (:func:`claim_run`)."""
+    t0 = time.perf_counter()
+    model, trained = train_setfit(task.model, shots, seed, a, checkpoints)
+    t_eval = time.perf_counter()
+    pred = [str(y) for y in model.predict([t for t, _ in task.test], batch_size=128, show_progress_bar=False)]
+    eval_s = time.perf_counter() - t_eval
     accuracy = float(np.mean([p == y for p, (_, y) in zip(pred, task.test)]))
     out = {"accuracy": accuracy, "steps": trained["steps"], "train_s": trained["train_s"], "eval_s": eval_s,
            "save_s": trained["save_s"],  # SetFit's checkpoint writes, left out of train_s and wall_s
@@ -307,33 +316,46 @@ def run_grid(a) -> list[dict]:
             for system in a.systems]
     todo = [g for g in grid if run_key(tasks[g[0]].name, *g[1:]) not in done]
     print(f"{len(grid)} runs, {len(grid) - len(todo)} already done; output {out}", flush=True)
+
+    def record(key, task, shots_per_class, noise, seed, system, shots, res):
+        row = {"key": key, "task": task.name, "shots": shots_per_class, "noise": noise, "seed": seed,
+               "system": system, "settings": want,
+               **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
+               "n_train": len(shots["indices"]), "n_flipped": len(shots["flipped"]), "n_test": len(task.test),
+               "threads": torch.get_num_threads()}  # wall times depend on it (side by side: OMP_NUM_THREADS=1 each)
+        append_run(runs_path, row)
+        print(f"[{k}/{len(todo)}] {task.name} {shots_per_class}-shot noise {noise:g} seed {seed} {system}: "
+              f"{100 * res['accuracy']:.2f}% ({res['steps']} steps, {res['wall_s']:.1f} s)", flush=True)
+
     for k, (t, shots_per_class, noise, seed, system) in enumerate(todo, start=1):
         task = tasks[t]
         shots = task.draw(shots_per_class, noise, seed)
         sample_file = out / "samples" / f"{task.name}_{shots_per_class}shot_noise{noise:g}_seed{seed}.json"
         if not sample_file.exists():
             sample_file.write_text(json.dumps({k: v for k, v in shots.items() if k != "texts"}) + "\n")
+        key = run_key(task.name, shots_per_class, noise, seed, system)
+        where = f"[{k}/{len(todo)}] {task.name} {shots_per_class}-shot noise {noise:g} seed {seed} {system}"
         if system == "setfit":
-            checkpoints = checkpoint_folder(a, run_key(task.name, shots_per_class, noise, seed, system), shots)
-            res = run_setfit(task, shots, seed, a, checkpoints)
-            if res is None:
-                print(f"[{k}/{len(todo)}] {task.name} {shots_per_class}-shot noise {noise:g} seed {seed} setfit: "
-                      "skipped, another invocation is training it", flush=True)
+            checkpoints = checkpoint_folder(a, key, shots)
+            lock = claim_run(checkpoints)
+            if lock is None:
+                print(f"{where}: skipped, another invocation is training it", flush=True)
                 continue
-        elif system == "logreg":
+            try:  # held from this check of runs.jsonl until the row is in it
+                if key in {r["key"] for r in read_runs(runs_path) if r.get("settings") == want}:
+                    print(f"{where}: skipped, another invocation has recorded it", flush=True)
+                    continue
+                res = run_setfit(task, shots, seed, a, checkpoints)
+                record(key, task, shots_per_class, noise, seed, system, shots, res)
+                shutil.rmtree(checkpoints, ignore_errors=True)
+            finally:
+                lock.release()
+            continue
+        if system == "logreg":
             res = run_logreg(task, shots, encoder)
         else:
             res = run_decone(task, shots_per_class, noise, seed, 0.9 if system == "scl" else 0.0, a, shots)
-        row = {"key": run_key(task.name, shots_per_class, noise, seed, system), "task": task.name,
-               "shots": shots_per_class, "noise": noise, "seed": seed, "system": system, "settings": want,
-               **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
-               "n_train": len(shots["indices"]), "n_flipped": len(shots["flipped"]), "n_test": len(task.test),
-               "threads": torch.get_num_threads()}  # wall times depend on it (side by side: OMP_NUM_THREADS=1 each)
-        append_run(runs_path, row)
-        if system == "setfit":
-            shutil.rmtree(checkpoints, ignore_errors=True)
-        print(f"[{k}/{len(todo)}] {task.name} {shots_per_class}-shot noise {noise:g} seed {seed} {system}: "
-              f"{100 * res['accuracy']:.2f}% ({res['steps']} steps, {res['wall_s']:.1f} s)", flush=True)
+        record(key, task, shots_per_class, noise, seed, system, shots, res)
     rows = [r for r in read_runs(runs_path) if r.get("settings") == want]
     return rows
 

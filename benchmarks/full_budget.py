@@ -85,21 +85,28 @@ def train(name: str, b: dict, shared: Path, work: Path) -> dict:
     config = settings(name, b, shared, corpus)
     out = work / "full_budget" / name
     done = out / "full_budget_train.json"
-    if done.exists() and json.loads(done.read_text())["config"] == json.loads(json.dumps(config)):
+    revision = C.with_method_revision(config).get("method_revision")  # a changed method trains again
+    if done.exists() and json.loads(done.read_text())["config"] == json.loads(json.dumps(config)) \
+            and json.loads(done.read_text()).get("method_revision") == revision:
         return json.loads(done.read_text())
     batch = batch_of(config["method"])
     n = sum(1 for _ in corpus.open(encoding="utf-8"))
     keep = sorted({m // batch for m in b["marks"] if m < n})  # and the run's last step
-    resume = (out / "checkpoint").exists()
+    marker = work / "full_budget" / f"{name}.method_revision"  # the revision an interrupted run was started with
+    started = json.loads(marker.read_text()) if marker.exists() else None
+    resume = (out / "checkpoint").exists() and started == revision
     if not resume:  # a fresh run (e.g. after a setting changed): what an earlier run kept is not this run's
         shutil.rmtree(work / "full_budget" / f"{name}.kept", ignore_errors=True)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(revision))
     C.log(f"full budget: {name}, one epoch in batches of {batch} ({n:,} sentences){' (resuming)' if resume else ''}")
     t0 = time.perf_counter()
     summary = fit(TrainConfig(output=str(out), overwrite=not resume, resume=resume, **config),
                   callbacks=[KeepAt(work / "full_budget" / f"{name}.kept", keep)])
     kept = sorted(int(p.name) for p in (work / "full_budget" / f"{name}.kept").iterdir() if p.name.isdigit())
     info = {"config": config, "summary": summary, "batch": batch, "kept": kept, "sentences": n,
-            "wall_s": round(time.perf_counter() - t0, 1), "resumed": resume}
+            "wall_s": round(time.perf_counter() - t0, 1), "resumed": resume,
+            **({"method_revision": revision} if revision else {})}
     done.write_text(json.dumps(info))
     return info
 

@@ -40,3 +40,11 @@ def test_dropout_and_column_views():
     batch = [("a", "b", "c"), ("d", "e", "f")]
     assert dropout_views(2)(batch, random.Random(0)) == [["a", "d"], ["a", "d"]]
     assert column_views()(batch, random.Random(0)) == [["a", "d"], ["b", "e"], ["c", "f"]]
+
+
+def test_span_mask_leaves_texts_under_min_chars_whole():
+    rng = random.Random(0)
+    short, long = "a dog ran to the park", "a dog ran along the river to the sea"  # 21 and 36 characters
+    assert span_mask(short, 5, "[MASK]", rng, min_chars=30) == short
+    assert span_mask(long, 5, "[MASK]", rng, min_chars=30).count("[MASK]") == 1
+    assert span_mask(short, 5, "[MASK]", rng).count("[MASK]") == 1  # no minimum: masked

@@ -231,8 +231,53 @@ def test_setfit_checkpoints_are_per_run_complete_and_locked(tmp_path, monkeypatc
     assert m.latest_checkpoint(folder).name == "checkpoint-500"  # 1000: no elapsed file; 1500 torn; 2000 no state
     from filelock import FileLock
 
-    with FileLock(str(folder) + ".lock"):  # another invocation trains this run: skipped, nothing loaded
-        assert m.run_setfit(None, shots, 0, a, folder) is None
+    with FileLock(str(folder) + ".lock"):  # another invocation trains this run: not claimed
+        assert m.claim_run(folder) is None
+    lock = m.claim_run(folder)
+    assert lock is not None and lock.is_locked
+    lock.release()
+
+
+def test_a_setfit_run_that_another_invocation_trains_or_has_recorded_is_not_trained_again(tmp_path, monkeypatch):
+    """Two invocations side by side share the grid: a run whose lock is held is skipped, and a run recorded by the
+    other while this one worked on its own is skipped too (its row is read again under the lock), not trained twice."""
+    import json
+
+    from filelock import FileLock
+
+    m = _module()
+
+    class FakeTask:
+        def __init__(self, name, model):
+            self.name, self.model, self.test = name, model, [("q", "a")] * 4
+
+        def draw(self, shots_per_class, noise, seed):
+            return {"indices": [seed], "labels": ["a"], "flipped": [], "texts": ["t"]}
+
+    trained = []
+    out = tmp_path / "setfit"
+    a = m.parse_args(["--tasks", "TREC", "--shots", "8", "--noise", "0", "--seeds", "3", "--systems", "setfit",
+                      "--output", str(out), "--checkpoints", str(tmp_path / "ck")])
+    key = lambda seed: m.run_key("TREC", 8, 0.0, seed, "setfit")  # noqa: E731
+
+    def fake_run_setfit(task, shots, seed, a_, checkpoints):
+        trained.append(seed)
+        if seed == 0:  # meanwhile the other invocation finishes seed 1 and records it
+            m.append_run(out / "runs.jsonl", {"key": key(1), "settings": m.settings(a), "task": "TREC", "shots": 8,
+                                              "noise": 0.0, "seed": 1, "system": "setfit", "accuracy": 0.5,
+                                              "wall_s": 1.0})
+        return {"accuracy": 1.0, "steps": 1, "train_s": 1.0, "eval_s": 0.0, "save_s": 0.0, "wall_s": 1.0}
+
+    monkeypatch.setattr(m, "Task", FakeTask)
+    monkeypatch.setattr(m, "run_setfit", fake_run_setfit)
+    monkeypatch.setattr(m.C, "model_path", lambda name: name)
+    held = FileLock(str(m.checkpoint_folder(a, key(2), FakeTask("TREC", "").draw(8, 0.0, 2))) + ".lock")
+    (tmp_path / "ck").mkdir()
+    with held:  # the other invocation is training seed 2
+        rows = m.run_grid(a)
+    assert trained == [0]
+    assert sorted(r["seed"] for r in rows) == [0, 1]
+    assert [json.loads(line)["seed"] for line in (out / "runs.jsonl").read_text().splitlines()] == [1, 0]
 
 
 def test_results_setfit_section_names_the_runs_built_outside_its_budget(tmp_path):

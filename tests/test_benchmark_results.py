@@ -381,3 +381,27 @@ def test_the_load_warning_counts_the_cores_of_the_machines_that_built_the_rows(m
     assert "load average up to 3.4 on 2 cores" in r.loaded(rows)
     assert r.loaded([{"load": 2.3, "machines": ["Some CPU, 2 logical CPUs, native bf16: False"]}]) == ""
     assert r.loaded([{"label": "untrained"}]) == ""
+
+
+def test_a_method_whose_revision_rose_rebuilds_its_records_and_others_keep_their_keys(tmp_path, monkeypatch):
+    """A record's key names its method's revision above 1 (at any depth, as the main table's recipe holds it), so a
+    changed loss or default rebuilds the records of that method only; the records of revision-1 methods keep the keys
+    they were committed with."""
+    from decone.methods import METHODS
+
+    c = _module("_common")
+    assert METHODS["mirror"].revision >= 2 and METHODS["simcse"].revision == 1
+    key = {"row": "mirror", "recipe": {"method": "mirror", "max_steps": "50"}, "seed": 42}
+    assert c.with_method_revision(key) == {**key, "recipe": {**key["recipe"], "method_revision": METHODS["mirror"].revision}}
+    plain = {"method": "simcse", "max_steps": 10, "nested": [{"method": "simcse"}]}
+    assert c.with_method_revision(plain) == plain  # revision 1: nothing added
+    records = c.Records("piece", tmp_path / "repo", tmp_path / "shared", quick=False)
+    calls = []
+    build = lambda: calls.append(1) or {"sts": len(calls)}  # noqa: E731
+    assert records.get("m", {"method": "mirror", "steps": 1}, build) == {"sts": 1}
+    assert records.get("m", {"method": "mirror", "steps": 1}, build) == {"sts": 1}  # reused
+    import dataclasses
+
+    monkeypatch.setitem(METHODS, "mirror", dataclasses.replace(METHODS["mirror"], revision=METHODS["mirror"].revision + 1))
+    assert records.get("m", {"method": "mirror", "steps": 1}, build) == {"sts": 2} and len(calls) == 2  # rebuilt
+    assert records.get("s", {"method": "simcse"}, build) and json.loads(records.path("s").read_text())["key"] == {"method": "simcse"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from decone.errors import ConfigError
-from decone.objectives import InfoNCE, SupCon, cosine_similarity_matrix
+from decone.objectives import InfoNCE, NTXent, SupCon, cosine_similarity_matrix, nt_xent
 
 
 def cos(a, b):
@@ -29,6 +29,19 @@ def info_nce_reference(anchors, positives, hard=None, temperature=0.05, weight=0
             back += -(terms[i] - math.log(sum(math.exp(t) for t in terms)))
         loss = (loss + back / n) / 2
     return loss
+
+
+def nt_xent_reference(a, b, temperature):
+    """SimCLR's / pytorch-metric-learning's NT-Xent, written out: every row of [a; b] anchors; its positive is its
+    other view; every other row (both views) is a candidate."""
+    z = list(a) + list(b)
+    n = len(a)
+    total = 0.0
+    for i in range(2 * n):
+        pos = (i + n) % (2 * n)
+        denom = sum(math.exp(cos(z[i], z[j]) / temperature) for j in range(2 * n) if j != i)
+        total += -(cos(z[i], z[pos]) / temperature - math.log(denom))
+    return total / (2 * n)
 
 
 def supcon_reference(features, labels, temperature):
@@ -112,12 +125,28 @@ def test_supcon_no_positives_at_all_is_zero_and_differentiable():
     assert x.grad is not None and torch.isfinite(x.grad).all()  # zero, not NaN (no 0/0 from empty positives)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.float64, 1e-9)])
+@pytest.mark.parametrize("n", [2, 5, 8])
+@pytest.mark.parametrize("temperature", [0.04, 0.2, 1.0])
+def test_nt_xent_matches_reference_and_differs_from_one_directional_info_nce(n, temperature, dtype, tol):
+    torch.manual_seed(n)
+    a, b = torch.randn(n, 16, dtype=dtype), torch.randn(n, 16, dtype=dtype)
+    want = nt_xent_reference(a, b, temperature)
+    assert abs(float(nt_xent(a, b, temperature)) - want) < tol * max(1.0, abs(want))
+    assert abs(float(NTXent(temperature)([a, b])) - want) < tol * max(1.0, abs(want))
+    # the same-view negatives count: not the one-directional nor the symmetric cross-view InfoNCE
+    for symmetric in (False, True):
+        assert abs(info_nce_reference(a, b, temperature=temperature, symmetric=symmetric) - want) > 1e-6
+
+
 @pytest.mark.parametrize("bad", [0.0, -0.1])
 def test_temperature_must_be_positive(bad):
     with pytest.raises(ConfigError, match="temperature must be > 0"):
         InfoNCE(bad)
     with pytest.raises(ConfigError, match="temperature must be > 0"):
         SupCon(bad)
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        NTXent(bad)
 
 
 def test_cosine_similarity_matrix():

@@ -14,12 +14,13 @@ Views = list[list[str]]
 ViewFn = Callable[[Sequence[tuple[str, ...]], random.Random], Views]
 
 
-def span_mask(text: str, span: int, mask_token: str, rng: random.Random) -> str:
+def span_mask(text: str, span: int, mask_token: str, rng: random.Random, min_chars: int = 0) -> str:
     """Replace a random span of ``span`` characters with the tokenizer's mask token (Mirror-BERT, Liu et al. 2021).
 
-    Strings of ``span`` characters or fewer are returned unchanged: masking them would leave no signal.
+    Strings of ``span`` characters or fewer, or of fewer than ``min_chars``, are returned unchanged: masking them
+    would leave little signal (Mirror-BERT's code leaves sentences under 30 characters whole).
     """
-    if span <= 0 or len(text) <= span:
+    if span <= 0 or len(text) <= span or len(text) < min_chars:
         return text
     start = rng.randrange(0, len(text) - span + 1)
     return text[:start] + mask_token + text[start + span :]
@@ -35,12 +36,13 @@ def dropout_views(n_views: int = 2) -> ViewFn:
     return views
 
 
-def span_masked_views(span: int, mask_token: str) -> ViewFn:
-    """Two views of each text, the second with a random span masked (Mirror-BERT sentence level); plus dropout."""
+def span_masked_views(span: int, mask_token: str, min_chars: int = 0) -> ViewFn:
+    """Two views of each text, the second with a random span masked (Mirror-BERT sentence level) where the text has
+    at least ``min_chars`` characters; plus dropout."""
 
     def views(batch: Sequence[tuple[str, ...]], rng: random.Random) -> Views:
         texts = [row[0] for row in batch]
-        return [list(texts), [span_mask(t, span, mask_token, rng) for t in texts]]
+        return [list(texts), [span_mask(t, span, mask_token, rng, min_chars) for t in texts]]
 
     return views
 

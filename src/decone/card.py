@@ -126,8 +126,8 @@ BIBTEX: dict[str, str] = {
 METHOD_INFO: dict[str, tuple[str, str]] = {
     "simcse": ("Gao et al. 2021, SimCSE (unsupervised: two dropout views)", "InfoNCE"),
     "simcse-sup": ("Gao et al. 2021, SimCSE (supervised: NLI entailment positives, contradiction hard negatives)", "InfoNCE"),
-    "mirror": ("Liu et al. 2021, Mirror-BERT (sentence level: span masking + dropout)", "InfoNCE"),
-    "mirror-word": ("Liu et al. 2021, Mirror-BERT (word level)", "InfoNCE"),
+    "mirror": ("Liu et al. 2021, Mirror-BERT (sentence level: span masking + dropout)", "NTXent"),
+    "mirror-word": ("Liu et al. 2021, Mirror-BERT (word level)", "NTXent"),
     "scl": ("Gunel et al. 2021, supervised contrastive fine-tuning: (1-lambda) CE + lambda SupCon", "SupCon"),
     "esimcse": ("Wu et al. 2022, ESimCSE (word repetition + momentum-contrast queue)", "InfoNCE"),
     "promptbert": ("Jiang et al. 2022, PromptBERT (template [MASK] representation)", "InfoNCE"),

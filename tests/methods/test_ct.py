@@ -53,6 +53,14 @@ def test_gradcache_is_refused_with_the_reason(tiny_model_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_lora_is_refused_with_the_reason(tiny_model_dir, tmp_path):
+    """The second tower is a whole trainable copy: LoRA on the first alone would save nothing and train unequal towers."""
+    with pytest.raises(ConfigError, match="--lora-r: ct: its second tower is a whole trainable copy"):
+        fit(TrainConfig(method="ct", model=str(tiny_model_dir), data=str(write_corpus(tmp_path)),
+                        output=str(tmp_path / "out"), max_steps=1, batch_size=8, bf16=False, lora_r=2))
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("tower", [1, 2])
 def test_trains_and_saves_the_chosen_tower(tiny_model_dir, tmp_path, tower):
     from safetensors.torch import load_file

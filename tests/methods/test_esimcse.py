@@ -75,6 +75,19 @@ def test_one_step_lowers_the_objective(tiny_model_dir):
     assert loss_only(model, v) < first
 
 
+def test_lora_is_refused_in_one_line_not_a_crash_at_the_first_step(tiny_model_dir, tmp_path):
+    """The momentum encoder copies the encoder before LoRA wraps it: their parameters would not line up."""
+    from tests._cli import run_cli
+
+    out = tmp_path / "out"
+    code, text = run_cli(["train", "esimcse", "--model", str(tiny_model_dir), "--data", str(write_corpus(tmp_path)),
+                          "--output", str(out), "--max-steps", "1", "--batch-size", "4", "--lora-r", "2"])
+    errors = [line for line in text.splitlines() if line.startswith("error:")]
+    assert code == 2 and "Traceback" not in text and len(errors) == 1, text
+    assert "--lora-r: esimcse: its momentum encoder" in errors[0]
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_bad_options_are_one_line_errors(tiny_model_dir):
     with pytest.raises(ConfigError, match="momentum must be in"):
         TrainConfig(method="esimcse", model="m", options={"momentum": 1.5}).resolved()

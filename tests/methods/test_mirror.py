@@ -19,13 +19,28 @@ def test_paper_defaults_and_citation():
     assert "arXiv:2104.08027" in m.citation and m.data == "sentences"
 
 
+def test_the_objective_is_nt_xent_over_both_views():
+    """As the authors' code: pytorch-metric-learning's NTXentLoss over the 2B embeddings of both views."""
+    import torch
+
+    from decone.objectives import NTXent, nt_xent
+
+    cfg = TrainConfig(method="mirror", model="unused").resolved()
+    objective = get_method("mirror").objective(cfg)
+    assert isinstance(objective, NTXent) and objective.temperature == 0.04
+    torch.manual_seed(0)
+    a, b = torch.randn(6, 8), torch.randn(6, 8)
+    assert torch.equal(objective([a, b]), nt_xent(a, b, 0.04))
+
+
 def test_views_are_the_text_and_the_text_with_one_span_masked(tiny_model_dir):
     from decone.encoder import Encoder
 
     tok = Encoder.load(tiny_model_dir, device="cpu").tokenizer
     cfg = TrainConfig(method="mirror", model=str(tiny_model_dir)).resolved()
     views = get_method("mirror").views(cfg, tok)
-    batch = [("the cat sat on the mat",), ("a dog ran",), ("hi",)]
+    batch = [("the cat sat on the mat by the door",), ("a dog ran along the river to the sea",),
+             ("a dog ran to the park",), ("hi",)]
     plain, masked = views(batch, random.Random(0))
     assert plain == [row[0] for row in batch]
     for text, view in zip(plain[:2], masked[:2]):
@@ -33,7 +48,8 @@ def test_views_are_the_text_and_the_text_with_one_span_masked(tiny_model_dir):
         start = view.index(tok.mask_token)
         # the view is the text with exactly mask_span characters replaced by the mask token
         assert view[:start] + text[start:start + 5] + view[start + len(tok.mask_token):] == text
-    assert masked[2] == "hi"  # no longer than the span: left whole
+    assert masked[2] == plain[2]  # under 30 characters: left whole, as the authors' code does
+    assert masked[3] == "hi"
 
 
 def test_a_tokenizer_without_mask_token_is_a_one_line_error(tmp_path):

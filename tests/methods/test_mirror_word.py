@@ -16,6 +16,10 @@ def test_paper_defaults_and_citation():
     assert (m.defaults["temperature"], m.defaults["max_length"], m.defaults["epochs"]) == (0.2, 25, 2)
     assert (m.defaults["head"], m.defaults["batch_size"]) == ("none", 200)
     assert "arXiv:2104.08027" in m.citation and m.data == "words"
+    from decone.objectives import NTXent
+
+    objective = m.objective(TrainConfig(method="mirror-word", model="unused").resolved())
+    assert isinstance(objective, NTXent) and objective.temperature == 0.2
 
 
 def test_views_are_the_word_twice(tiny_model_dir):

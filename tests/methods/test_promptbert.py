@@ -12,6 +12,28 @@ from decone.train import TrainConfig, fit
 from tests.methods.helpers import SENTS, build, loss_only, step, views, write_corpus
 
 
+def test_the_authors_unsupervised_bert_recipe_is_the_default():
+    """kongds/Prompt-BERT run.sh unsup-bert: 'This sentence of' is the anchor (saved) template, 'This sentence :' the
+    positive; --mlp_only_train; lr 1e-5, batch 256, T 0.05."""
+    from decone.methods import get_method
+
+    m = get_method("promptbert")
+    assert TEMPLATE == 'This sentence of "[X]" means [MASK] .' and POSITIVE_TEMPLATE == 'This sentence : "[X]" means [MASK] .'
+    assert (m.defaults["template"], m.defaults["head"], m.defaults["lr"], m.defaults["batch_size"],
+            m.defaults["temperature"]) == (TEMPLATE, "mlp-train", 1e-5, 256, 0.05)
+    assert m.revision >= 2 and "arXiv:2201.04337" in m.citation
+
+
+def test_the_default_length_leaves_a_bert_tokenizer_the_papers_30_tokens_of_text(shared):
+    """The authors cut a sentence to 32 tokens ([CLS] and [SEP] included) before the template goes around it."""
+    from decone.methods import get_method
+
+    tok = Encoder.load(shared / "models/decone-raw-mini", device="cpu").tokenizer  # bert-base-uncased's vocabulary
+    for template in (TEMPLATE, POSITIVE_TEMPLATE):
+        ids = Pooling("mask", template).wrap_ids(tok, [" ".join(["word"] * 100)], get_method("promptbert").defaults["max_length"])
+        assert len(ids[0]) - 10 == 30 and len(tok.convert_ids_to_tokens(ids[0])) == 40
+
+
 def test_the_template_wraps_the_text_and_truncation_cuts_the_text_not_the_mask(tiny_encoder):
     tok = tiny_encoder.tokenizer
     pooling = Pooling("mask", TEMPLATE)
@@ -39,7 +61,7 @@ def test_mask_pooling_takes_the_mask_state(tiny_encoder):
 
 
 def test_denoising_subtracts_the_template_only_state(tiny_model_dir):
-    model, cfg = build("promptbert", tiny_model_dir)
+    model, cfg = build("promptbert", tiny_model_dir, head="none")  # the training head comes after the denoising
     model.eval()
     obj, enc = model.objective, model.encoder
     texts = ["the cat sat", "a dog ran to the road"]
@@ -67,6 +89,17 @@ def test_the_two_views_use_two_templates(tiny_model_dir):
         z2 = model.objective.embed(model, model.objective.positive, SENTS[:4], False)
     assert model.objective.positive.template == POSITIVE_TEMPLATE
     assert not torch.allclose(z1, z2)  # different prompts, different states even without dropout
+
+
+def test_the_training_head_maps_the_denoised_state(tiny_model_dir):
+    model, cfg = build("promptbert", tiny_model_dir)
+    assert cfg.head == "mlp-train" and model.head is not None
+    model.eval()
+    with torch.no_grad():
+        with_head = model.objective.embed(model, model.encoder.pooling_module, SENTS[:4], False)
+        head, model.head = model.head, None
+        without = model.objective.embed(model, model.encoder.pooling_module, SENTS[:4], False)
+        assert torch.allclose(with_head, head(without), atol=1e-6)
 
 
 def test_one_step_lowers_the_objective(tiny_model_dir):

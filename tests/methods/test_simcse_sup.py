@@ -17,6 +17,7 @@ from tests.methods.helpers import build, trained_folder_round_trip
 def test_paper_defaults_and_citation():
     m = get_method("simcse-sup")
     assert (m.defaults["temperature"], m.defaults["head"], m.defaults["hard_negative_weight"]) == (0.05, "mlp", 0.0)
+    assert (m.defaults["batch_size"], m.defaults["lr"], m.defaults["epochs"]) == (512, 5e-5, 3)  # BERT-base, appendix A
     assert "arXiv:2104.08821" in m.citation and m.data == "triples"
 
 

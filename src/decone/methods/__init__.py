@@ -44,6 +44,8 @@ class Method:
         backbone: ``encoder`` (BERT-like; the default) or ``decoder`` (a causal LM the method makes bidirectional,
             as LLM2Vec's steps do). ``benchmarks/results.py``'s head to head compares every ``sentences`` method
             for encoders on the same budget; the decoder methods have a table of their own there.
+        revision: raised whenever what the method trains changes in a way its settings do not show (its loss, its
+            views, a default); benchmark records carry it, so a changed method rebuilds its records.
     """
 
     name: str
@@ -57,6 +59,7 @@ class Method:
     sampler: Callable[..., list] | None = None
     stages: tuple[str, ...] = ()
     backbone: str = "encoder"
+    revision: int = 1
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:

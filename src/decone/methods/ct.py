@@ -41,6 +41,7 @@ class ContrastiveTension(Objective):
     """Symmetric in-batch cross-entropy between two towers' embeddings of the same sentences."""
 
     gradcache_refusal = "Contrastive Tension trains two encoders; GradCache caches the embeddings of one"
+    lora_refusal = "its second tower is a whole trainable copy of the encoder, so LoRA would save nothing"
 
     def __init__(self, temperature: float, tower: int = 1):
         super().__init__()

@@ -9,7 +9,10 @@ Defaults from the paper (BERT-base, unsupervised): duplication rate 0.32, moment
   any model applies). Dropout makes the first view differ too.
 * The momentum encoder is an EMA copy of the encoder and the training head, ``theta_m <- m theta_m + (1 - m) theta``
   after every optimizer step; it runs in eval mode without gradient on the positive view, and its embeddings join the
-  FIFO queue after the step (so a batch is never its own queued negative).
+  FIFO queue after the step (so a batch is never its own queued negative). The authors' code (caskcsg/sentemb)
+  queues the momentum encoding of the original sentence through the live MLP instead; we queue the positive view
+  through the EMA head, as the paper's description of a momentum encoder reads.
+* LoRA (``--lora-r``) is refused: the momentum copy is made before LoRA wraps the encoder.
 * Loss: InfoNCE of each anchor against the in-batch positives and the queue.
 
 Several processes: each rank embeds its shard with the (identical) momentum encoder; the queue takes the gathered
@@ -69,6 +72,8 @@ def repetition_views(dup_rate: float):
 class MomentumQueueInfoNCE(Objective):
     """InfoNCE against in-batch positives plus a FIFO queue of a momentum encoder's embeddings."""
 
+    lora_refusal = ("its momentum encoder is an averaged copy of every encoder weight, which LoRA's adapters "
+                    "do not line up with")
     supports_offset = True
 
     def __init__(self, temperature: float, momentum: float, queue_size: int):

@@ -1,8 +1,9 @@
-"""Mirror-BERT, word level: self-duplication of frequent words with dropout, T = 0.2."""
+"""Mirror-BERT, word level: self-duplication of frequent words with dropout, NT-Xent over both views at T = 0.2
+(Liu, Vulic, Korhonen and Collier 2021, arXiv:2104.08027; the loss as in :mod:`decone.methods.mirror`)."""
 
 from decone import augment
 from decone.methods import Method, register
-from decone.objectives import InfoNCE
+from decone.objectives import NTXent
 
 register(Method(
     name="mirror-word",
@@ -11,7 +12,8 @@ register(Method(
              "arXiv:2104.08027",
     data="words",
     views=lambda config, tokenizer: augment.dropout_views(2),
-    objective=lambda config: InfoNCE(config.temperature),
+    objective=lambda config: NTXent(config.temperature),
     defaults=dict(pooling="cls_before_pooler", head="none", temperature=0.2, lr=2e-5, batch_size=200,
                   max_length=25, epochs=2),
+    revision=2,  # 2: NT-Xent over both views (was one-directional InfoNCE)
 ))

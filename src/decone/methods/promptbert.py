@@ -2,9 +2,13 @@
 as the positive pair, and template denoising (Jiang, Zhang, Huang, Lu, Wei, Zhang, Deng, Sun, Zhuang and Zhang
 2022, EMNLP, arXiv:2201.04337).
 
-Defaults from the paper's unsupervised BERT setting: the templates ``This sentence : "[X]" means [MASK] .`` (the
-embedding the saved model keeps) and ``This sentence of "[X]" means [MASK] .`` (the positive view), temperature
-0.05, lr 1e-5, batch 256, max length 32, no MLP head.
+Defaults from the authors' unsupervised BERT recipe (kongds/Prompt-BERT ``run.sh unsup-bert``): the templates
+``This sentence of "[X]" means [MASK] .`` (trained as the anchor; the embedding the saved model keeps) and
+``This sentence : "[X]" means [MASK] .`` (the positive view), temperature 0.05, lr 1e-5, batch 256, a training-only
+MLP head after the denoising (``--mlp_only_train``). Their sentences are cut to 32 tokens before the template is
+added; decone's ``max_length`` counts the template too, so the default 40 leaves a BERT tokenizer the same 30 tokens
+of text inside this 10-token template. (For RoBERTa the authors use ``This sentence : '[X]' means [MASK] .`` and
+``The sentence : '[X]' means [MASK] .``: pass them with ``--template`` and ``--set positive_template=...``.)
 
 Template denoising: the template alone, with the position ids it has around the sentence (its suffix placed after
 the sentence's length), gives the template's own [MASK] state; each view's embedding is its [MASK] state minus that
@@ -30,8 +34,8 @@ from decone.errors import ConfigError
 from decone.methods import Method, register
 from decone.objectives import Objective, check_temperature, info_nce
 
-TEMPLATE = 'This sentence : "[X]" means [MASK] .'
-POSITIVE_TEMPLATE = 'This sentence of "[X]" means [MASK] .'
+TEMPLATE = 'This sentence of "[X]" means [MASK] .'
+POSITIVE_TEMPLATE = 'This sentence : "[X]" means [MASK] .'
 
 
 @dataclass
@@ -106,7 +110,8 @@ register(Method(
     views=lambda config, tokenizer: augment.dropout_views(1),
     objective=lambda config: PromptContrast(config.temperature, config.method_options.positive_template,
                                             config.method_options.denoise),
-    defaults=dict(pooling="mask", template=TEMPLATE, head="none", temperature=0.05, lr=1e-5, batch_size=256,
-                  max_length=32, epochs=1),
+    defaults=dict(pooling="mask", template=TEMPLATE, head="mlp-train", temperature=0.05, lr=1e-5, batch_size=256,
+                  max_length=40, epochs=1),
     options=PromptBERTOptions,
+    revision=2,  # 2: the authors' template order, their training-only MLP head, 30 tokens of text
 ))

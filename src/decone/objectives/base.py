@@ -20,7 +20,8 @@ The common case overrides only :meth:`loss_from_embeddings`: the default :meth:`
 texts and hands the K (B, d) views to it. Such an objective works unchanged under GradCache (which calls
 ``loss_from_views`` on cached embeddings) and under several processes. An objective that overrides :meth:`loss`
 (it calls the encoder itself, or a second model) sets ``gradcache_refusal`` to the reason GradCache cannot split
-it, unless it has made sure it can; likewise ``distributed_refusal``.
+it, unless it has made sure it can; likewise ``distributed_refusal``, and ``lora_refusal`` where a copy of the encoder
+made in :meth:`Objective.setup` (before LoRA is attached) cannot follow LoRA's weights.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Objective(nn.Module):
     gradcache_refusal: str | None = None
     #: None where several processes may share the batch; else the one-line reason they cannot.
     distributed_refusal: str | None = None
+    #: None where ``--lora-r`` may train adapters instead of the encoder's weights; else the one-line reason it cannot.
+    lora_refusal: str | None = None
 
     def setup(self, model: "Trainable", data: "Dataset") -> None:
         """Build what needs the encoder or the data (called once, before the optimizer is made)."""

@@ -1,4 +1,4 @@
-"""InfoNCE and SupCon as objectives: the pure functions of :mod:`decone.objectives.functional` with their settings."""
+"""InfoNCE, NT-Xent and SupCon as objectives: the pure functions of :mod:`decone.objectives.functional` with their settings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from torch import Tensor
 
 from decone.errors import ConfigError
 from decone.objectives.base import Objective
-from decone.objectives.functional import info_nce, supcon
+from decone.objectives.functional import info_nce, nt_xent, supcon
 
 
 def check_temperature(temperature: float) -> float:
@@ -39,6 +39,23 @@ class InfoNCE(Objective):
     def loss_from_embeddings(self, views: list[Tensor], labels: Tensor | None = None, offset: int = 0) -> Tensor:
         """views: [anchors, positives] or [anchors, positives, hard_negatives], each (N, d)."""
         return self.compute_loss_from_embeddings(*views[:3], offset=offset)
+
+
+class NTXent(Objective):
+    """NT-Xent on views [a, b]: both views anchor, with negatives from both; see
+    :func:`decone.objectives.functional.nt_xent`. Under several processes it takes the whole gathered batch."""
+
+    def __init__(self, temperature: float):
+        super().__init__()
+        self.temperature = check_temperature(temperature)
+
+    def compute_loss_from_embeddings(self, a: Tensor, b: Tensor) -> Tensor:
+        """a (N, d), b (N, d) -> scalar."""
+        return nt_xent(a, b, self.temperature)
+
+    def loss_from_embeddings(self, views: list[Tensor], labels: Tensor | None = None, offset: int = 0) -> Tensor:
+        """views: [a, b], each (N, d)."""
+        return self.compute_loss_from_embeddings(views[0], views[1])
 
 
 class SupCon(Objective):

@@ -57,6 +57,25 @@ def info_nce(anchors: Tensor, positives: Tensor, temperature: float, hard_negati
     return loss
 
 
+def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:
+    """NT-Xent over both views (SimCLR, Chen et al. 2020, arXiv:2002.05709; Mirror-BERT's loss, arXiv:2104.08027).
+
+    The 2N embeddings z = [a; b] are all anchors; z_i's positive is its other view, its candidates every other row
+    of z (its own excluded), so each anchor has 2N - 2 negatives, from both views:
+
+        l_i = -log exp(s(z_i, z_pos(i))/T) / sum_{j != i} exp(s(z_i, z_j)/T),   pos(i) = i + N mod 2N
+
+    a (N, d), b (N, d) -> scalar, the mean of l_i over the 2N anchors (as pytorch-metric-learning's ``NTXentLoss``
+    with labels [0..N-1, 0..N-1], which the Mirror-BERT code calls).
+    """
+    n = a.shape[0]
+    z = torch.cat([a, b], dim=0)  # (2N, d)
+    logits = cosine_similarity_matrix(z, z) / temperature  # (2N, 2N)
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # (2N,)
+    return F.cross_entropy(logits, targets)
+
+
 def supcon(features: Tensor, labels: Tensor, temperature: float) -> Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, arXiv:2004.11362, L_out).
 

@@ -205,6 +205,8 @@ class Trainer:
         refusal = self.objective.gradcache_refusal if cfg.mini_batch_size else None
         if refusal:
             raise ConfigError(f"--mini-batch-size: {cfg.method}: {refusal}")
+        if cfg.lora_r and self.objective.lora_refusal:
+            raise ConfigError(f"--lora-r: {cfg.method}: {self.objective.lora_refusal}; use --lora-r 0")
         if self.dist is not None and self.objective.distributed_refusal:
             raise ConfigError(f"{cfg.method} on several processes: {self.objective.distributed_refusal}")
         self.model = Trainable(self.encoder, head, self.objective, max_length=cfg.max_length)
