@@ -97,3 +97,51 @@ def test_output_and_layers_match_encode(tiny_encoder):
     out, layers = collect.output_and_layers(tiny_encoder, sentences, batch_size=5)
     np.testing.assert_allclose(out, tiny_encoder.encode(sentences), atol=1e-5)
     np.testing.assert_allclose(layers, collect.layer_embeddings(tiny_encoder, sentences), atol=1e-5)
+
+
+def _byte_level_tokenizer(words):
+    """A GPT-2-like fast tokenizer: byte-level pre-tokenisation, offsets not trimmed (the space before a word is
+    part of its token and of its offsets)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<|endoftext|>": 0, "<unk>": 1}
+    for w in words:
+        for form in (w, "\u0120" + w):
+            vocab.setdefault(form, len(vocab))
+    for k in range(len(vocab), 64):  # as many tokens as the tiny model's embedding rows
+        vocab[f"filler{k}"] = k
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>",
+                                   pad_token="<|endoftext|>")
+
+
+def test_byte_level_bpe_words_are_typed_without_their_leading_space(tmp_path):
+    """GPT-2's offsets keep the space before each word: " the" must still be the function word "the", one type with
+    the sentence-opening "The"."""
+    from decone.encoder import Encoder
+    from tests.decoders.conftest import tiny_decoder
+
+    words = ["The", "the", "cat", "sat", "on", "mat", "and", "it", "was", "in", "house", "."]
+    folder = tmp_path / "gpt"
+    tiny_decoder("gpt2").save_pretrained(folder)
+    _byte_level_tokenizer(words).save_pretrained(folder)
+    enc = Encoder.load(folder, pooling="mean", device="cpu")
+    assert enc.tokenizer.is_fast and enc.tokenizer.tokenize(" the") == ["\u0120the"]
+    states = collect.word_states(enc, ["The cat sat on the mat.", "it was in the house and the cat sat"], batch_size=2)
+    assert states.words[:7] == ["the", "cat", "sat", "on", "the", "mat", "."]  # types: lower-cased, no space
+    function = [w for w in states.words if w in FUNCTION_WORDS]
+    assert function == ["the", "on", "the", "it", "was", "in", "the", "and", "the"]
+
+
+def test_a_word_sampled_from_one_sentence_only_still_has_a_self_similarity():
+    """A type capped at max_occurrences keeps occurrences from 2 sentences: its self-similarity is never empty."""
+    from decone.diagnostics.tokens import _type_groups
+
+    sentence_ids = np.array([0] * 25 + [1])
+    keep = np.ones(26, dtype=bool)
+    for seed in range(30):
+        groups = _type_groups(["w"] * 26, sentence_ids, keep, max_occurrences=20, seed=seed)
+        assert len(groups["w"]) == 20 and len(np.unique(sentence_ids[groups["w"]])) == 2

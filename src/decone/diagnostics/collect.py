@@ -146,7 +146,9 @@ def _word_spans(enc, b: int, ids: list[int], mask: list[int], special: set[int],
         for wid in sorted(spans):
             positions = spans[wid]
             start, end = offsets[positions[0]][0], offsets[positions[-1]][1]
-            out.append((text[start:end], positions))
+            word = text[start:end].strip()  # byte-level BPE (GPT-2) offsets keep the space before a word
+            if word:
+                out.append((word, positions))
         return out
     out = []
     for pos, tid in enumerate(ids):

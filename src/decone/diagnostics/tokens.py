@@ -115,7 +115,8 @@ def token_baseline(vectors: np.ndarray, sentence_ids: np.ndarray, n_pairs: int =
 
 def _type_groups(words: Sequence[str], sentence_ids: np.ndarray, keep: np.ndarray, max_occurrences: int,
                  seed: int) -> dict[str, np.ndarray]:
-    """For each word type occurring in >= 2 sentences: up to ``max_occurrences`` occurrence indices (seeded)."""
+    """For each word type occurring in >= 2 sentences: up to ``max_occurrences`` occurrence indices (seeded), from
+    at least 2 sentences (so that its self-similarity is defined)."""
     groups: dict[str, list[int]] = {}
     for idx in np.flatnonzero(keep):
         groups.setdefault(words[idx], []).append(int(idx))
@@ -126,7 +127,11 @@ def _type_groups(words: Sequence[str], sentence_ids: np.ndarray, keep: np.ndarra
         if len(np.unique(sentence_ids[idx])) < 2:
             continue
         if len(idx) > max_occurrences:
-            idx = np.sort(rng.choice(idx, size=max_occurrences, replace=False))
+            pick = np.sort(rng.choice(idx, size=max_occurrences, replace=False))
+            if len(np.unique(sentence_ids[pick])) < 2:  # all from one sentence: one swapped for an occurrence elsewhere
+                pick[-1] = rng.choice(idx[sentence_ids[idx] != sentence_ids[pick[0]]])
+                pick = np.sort(pick)
+            idx = pick
         out[word] = idx
     return out
 

@@ -1,4 +1,11 @@
-"""Supervised contrastive fine-tuning of a classifier: (1 - lambda) CE + lambda SupCon over [CLS], lambda 0.9, T 0.3."""
+"""Supervised contrastive fine-tuning of a classifier: (1 - lambda) CE + lambda SupCon over [CLS], lambda 0.9, T 0.3
+(Gunel et al. 2021, arXiv:2011.01403).
+
+Both terms are means over the batch's examples (SupCon over the anchors that have a positive, as Khosla et al.'s
+reference code). The paper's Eq. 3 writes the SupCon term as a sum over anchors beside a mean cross-entropy, which
+would weigh it by the batch size on top of lambda; the paper publishes no code, and we keep both terms per example so
+that lambda alone sets their balance.
+"""
 
 from dataclasses import dataclass
 
