@@ -21,7 +21,8 @@ import numpy as np
 
 from decone.errors import DataError
 
-#: STS-B pairs with a gold score of at least this are positives for alignment (Gao et al. 2021, section 5).
+#: STS-B pairs with a gold score of at least this are positives for alignment (Gao et al. 2021, section 5, take pairs
+#: scored higher than 4; exactly 4.0 counts here).
 POSITIVE_SCORE = 4.0
 STSB_FILES = ("sts-train.csv", "sts-dev.csv", "sts-test.csv")
 
