@@ -24,6 +24,7 @@ SCENARIOS = {
     "uneven_hardneg_symmetric": (11, 3, "infonce-sym", 0),  # shards of 6 and 5 rows
     "gradcache": (12, 2, "infonce", 2),  # cached locally (3 passes a rank), gathered globally
     "supcon": (12, 1, "supcon", 0),  # a loss without offset: the whole gathered batch on every rank
+    "nt_xent_uneven": (11, 2, "nt-xent", 0),  # Mirror-BERT's loss: both views of the whole gathered batch
 }
 
 
@@ -36,14 +37,14 @@ def free_port() -> int:
 def build(model_dir: str, loss_name: str):
     from decone import Encoder
     from decone.encoder import MLPHead
-    from decone.objectives import InfoNCE, SupCon
+    from decone.objectives import InfoNCE, NTXent, SupCon
     from decone.train import Trainable
 
     torch.manual_seed(0)
     enc = Encoder.load(model_dir, pooling="mean", device="cpu")
     head = MLPHead(enc.model.config.hidden_size)
     loss = {"infonce": lambda: InfoNCE(0.05), "infonce-sym": lambda: InfoNCE(0.05, symmetric=True),
-            "supcon": lambda: SupCon(0.3)}[loss_name]()
+            "supcon": lambda: SupCon(0.3), "nt-xent": lambda: NTXent(0.04)}[loss_name]()
     model = Trainable(enc, head, loss, max_length=16)
     model.eval()  # dropout off: the shards see different masks than one process would
     return model
