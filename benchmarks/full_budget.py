@@ -86,9 +86,9 @@ def train(name: str, b: dict, shared: Path, work: Path) -> dict:
     out = work / "full_budget" / name
     done = out / "full_budget_train.json"
     revision = C.with_method_revision(config).get("method_revision")  # a changed method trains again
-    if done.exists() and json.loads(done.read_text())["config"] == json.loads(json.dumps(config)) \
-            and json.loads(done.read_text()).get("method_revision") == revision:
-        return json.loads(done.read_text())
+    finished = json.loads(done.read_text()) if done.exists() else None
+    if finished and finished["config"] == json.loads(json.dumps(config)) and finished.get("method_revision") == revision:
+        return finished
     batch = batch_of(config["method"])
     n = sum(1 for _ in corpus.open(encoding="utf-8"))
     keep = sorted({m // batch for m in b["marks"] if m < n})  # and the run's last step
