@@ -316,13 +316,15 @@ def run_grid(a) -> list[dict]:
             for system in a.systems]
     todo = [g for g in grid if run_key(tasks[g[0]].name, *g[1:]) not in done]
     print(f"{len(grid)} runs, {len(grid) - len(todo)} already done; output {out}", flush=True)
+    machine = {"cpu": C.machine()["cpu"], "native_bf16": C.native_bf16()}  # wall times (and bf16 autocast) depend on it
 
     def record(key, task, shots_per_class, noise, seed, system, shots, res):
         row = {"key": key, "task": task.name, "shots": shots_per_class, "noise": noise, "seed": seed,
                "system": system, "settings": want,
                **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
                "n_train": len(shots["indices"]), "n_flipped": len(shots["flipped"]), "n_test": len(task.test),
-               "threads": torch.get_num_threads()}  # wall times depend on it (side by side: OMP_NUM_THREADS=1 each)
+               "threads": torch.get_num_threads(),  # wall times depend on it (side by side: OMP_NUM_THREADS=1 each)
+               **machine}
         append_run(runs_path, row)
         print(f"[{k}/{len(todo)}] {task.name} {shots_per_class}-shot noise {noise:g} seed {seed} {system}: "
               f"{100 * res['accuracy']:.2f}% ({res['steps']} steps, {res['wall_s']:.1f} s)", flush=True)
@@ -543,15 +545,29 @@ def threads_said(rows: list[dict]) -> str:
     return "Torch threads a run (wall times depend on them): " + ", ".join(parts) + "." if parts else ""
 
 
+def machines_said(rows: list[dict]) -> str:
+    """Which machines ran the runs (a grid is built over several sessions, not always on one CPU), by count."""
+    counts = {}
+    for r in rows:
+        said = (f"{r['cpu']} (native bf16: {'yes' if r.get('native_bf16') else 'no'})" if r.get("cpu") else None)
+        counts[said] = counts.get(said, 0) + 1
+    parts = [f"{n} on {said}" for said, n in sorted((s, n) for s, n in counts.items() if s)]
+    if counts.get(None):
+        parts.append(f"{counts[None]} not recorded (runs from before machines were recorded: the commits that "
+                     "added them name their machine)")
+    return "Machines that ran them: " + "; ".join(parts) + "." if parts else ""
+
+
 def report(rows: list[dict], out: Path, a) -> list[dict]:
     summary = summarize(rows)
     total_min = sum(r["wall_s"] for r in rows) / 60
     m = C.machine()
     head = [f"# Few-shot classification: decone against SetFit ({MODEL_NAMES.get(a.model, Path(a.model).name)})", "",
-            f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, native bf16: {C.native_bf16()}, torch {m['torch']}, "
-            f"Python {platform.python_version()}; {len(rows)} runs, "
-            f"{total_min:.1f} min of run time. decone CE / CE+SCL: {a.epochs} epochs, batch {a.batch_size}, lr {a.lr:g}, "
-            f"temperature 0.3. SetFit {_version('setfit')}: "
+            f"{len(rows)} runs, {total_min:.1f} min of run time. "
+            + (f"{machines} " if (machines := machines_said(rows)) else "")
+            + f"Report written on {m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']}, "
+            f"Python {platform.python_version()}. decone CE / CE+SCL: {a.epochs} epochs, batch {a.batch_size}, "
+            f"lr {a.lr:g}, temperature 0.3. SetFit {_version('setfit')}: "
             + ("its defaults (oversampling)" if a.setfit_iterations is None else f"num_iterations={a.setfit_iterations}")
             + "." + (f" {threads}" if (threads := threads_said(rows)) else ""), ""]
     text = head + markdown(summary) + [""] + plain_words(summary) + ["", coverage(summary), ""]

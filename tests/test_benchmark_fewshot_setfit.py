@@ -71,6 +71,11 @@ def test_report_only_reads_finished_runs_with_the_same_settings(tmp_path):
     text = (tmp_path / "summary.md").read_text()
     assert "4 runs" in text and "85.00 ± 7.07" in text and (tmp_path / "accuracy_vs_shots.png").exists()
     assert "Torch threads a run (wall times depend on them): 4 not recorded." in text
+    assert "Machines that ran them: 4 not recorded" in text  # the report's own machine is not claimed for them
+    assert m.machines_said([{"cpu": "X", "native_bf16": True}, {"cpu": "Y", "native_bf16": False},
+                            {"cpu": "X", "native_bf16": True}, {}]) == (
+        "Machines that ran them: 2 on X (native bf16: yes); 1 on Y (native bf16: no); 1 not recorded (runs from "
+        "before machines were recorded: the commits that added them name their machine).")
     assert m.threads_said([{"threads": 1}, {"threads": 2}, {"threads": 1}, {}]) == (
         "Torch threads a run (wall times depend on them): 2 at 1 thread, 1 at 2 threads, 1 not recorded.")
     data = json.loads((tmp_path / "summary.json").read_text())
@@ -278,6 +283,8 @@ def test_a_setfit_run_that_another_invocation_trains_or_has_recorded_is_not_trai
     assert trained == [0]
     assert sorted(r["seed"] for r in rows) == [0, 1]
     assert [json.loads(line)["seed"] for line in (out / "runs.jsonl").read_text().splitlines()] == [1, 0]
+    mine = json.loads((out / "runs.jsonl").read_text().splitlines()[1])  # the row records the machine that ran it
+    assert mine["cpu"] == m.C.machine()["cpu"] and mine["native_bf16"] == m.C.native_bf16()
 
 
 def test_results_setfit_section_names_the_runs_built_outside_its_budget(tmp_path):
