@@ -131,3 +131,16 @@ def test_checkpoint_with_tied_weights_resumes(tiny_model_dir, tmp_path):
     assert decoder.base_model.embeddings.word_embeddings.weight is hf.embeddings.word_embeddings.weight
     torch.testing.assert_close(hf.embeddings.word_embeddings.weight,
                                saved["encoder.model.embeddings.word_embeddings.weight"])
+
+
+def test_lora_is_refused_with_the_reason(tiny_model_dir, tmp_path):
+    """The decoder is tied to the encoder's weight tensors: LoRA would freeze them and its adapters would not reach the
+    decoder (its linear layers are its own modules), so the run would not be TSDAE; refused before anything is
+    written."""
+    from decone.train import TrainConfig, fit
+    from tests.methods.helpers import write_corpus
+
+    with pytest.raises(ConfigError, match="--lora-r: tsdae: its decoder shares the encoder's weight tensors"):
+        fit(TrainConfig(method="tsdae", model=str(tiny_model_dir), data=str(write_corpus(tmp_path)),
+                        output=str(tmp_path / "out"), max_steps=1, batch_size=8, bf16=False, max_length=32, lora_r=2))
+    assert not (tmp_path / "out").exists()

@@ -87,6 +87,9 @@ class TSDAE(Objective):
     gradcache_refusal = ("its loss decodes each sentence's tokens from its embedding, not a function of the "
                          "embeddings alone (and, per example, needs no large batch)")
     distributed_refusal = "its decoder loss has not been verified on several processes yet"
+    lora_refusal = ("its decoder shares the encoder's weight tensors, which LoRA freezes; its adapters would not reach "
+                    "the decoder, which would then decode with the untrained base (a different method from TSDAE's "
+                    "tied encoder-decoder)")
 
     def __init__(self, tie_encoder_decoder: bool = True):
         super().__init__()
