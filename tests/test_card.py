@@ -130,3 +130,45 @@ def test_card_needs_decone_json(tmp_path):
         write_card(tmp_path)
     code, text = run_cli(["card", str(tmp_path)])
     assert code == 2 and "decone.json" in text
+
+
+@pytest.mark.parametrize("bad, field", [
+    ("[1, 2]", "expected a JSON object of `decone eval` results, got list"),
+    ('{"sts": "garbage"}', "field 'sts': expected an object, got str"),
+    ('{"words": {"sets": {"SimLex": 5}}}', "field 'words.sets.SimLex': expected an object, got int"),
+    ('{"models": [1]}', "field 'models': expected a list of objects"),
+    ('{"models": [{"source": "x", "transfer": {"tasks": []}}]}', "models[0]: field 'transfer.tasks': expected an object"),
+])
+def test_eval_results_of_the_wrong_shape_stop_with_one_line_and_write_nothing(tmp_path, tiny_model_dir, bad, field):
+    """`decone card --eval` on a file that is JSON but not `decone eval` results: one line naming the file and the
+    field, exit 2; no eval_results.json is written and the card is left as it was (a half-updated folder would break every
+    later `decone card`)."""
+    from decone.encoder import Encoder
+
+    folder = tmp_path / "model"
+    meta = {k: INFO[k] for k in ("method", "config", "summary", "data")}
+    Encoder.load(tiny_model_dir, pooling="mean", device="cpu").save(folder, meta=meta)
+    card = (folder / "README.md").read_text()
+    results = tmp_path / "bad.json"
+    results.write_text(bad)
+    code, text = run_cli(["card", str(folder), "--eval", str(results)])
+    assert code == 2 and "Traceback" not in text, text
+    assert f"{results}" in text and field in text, text
+    assert not (folder / "eval_results.json").exists() and (folder / "README.md").read_text() == card
+
+
+def test_a_corrupt_eval_results_file_in_the_folder_is_named(tmp_path, tiny_model_dir):
+    """A torn or hand-broken ``eval_results.json`` in the model folder: `decone card` names it, exit 2, no traceback."""
+    from decone.encoder import Encoder
+
+    folder = tmp_path / "model"
+    meta = {k: INFO[k] for k in ("method", "config", "summary", "data")}
+    Encoder.load(tiny_model_dir, pooling="mean", device="cpu").save(folder, meta=meta)
+    (folder / "eval_results.json").write_text('{"sts": {')
+    with pytest.raises(ModelError, match="eval_results.json: not valid JSON"):
+        write_card(folder)
+    code, text = run_cli(["card", str(folder)])
+    assert code == 2 and "Traceback" not in text and "eval_results.json: not valid JSON" in text, text
+    (folder / "eval_results.json").write_text('{"sts": 3}')
+    code, text = run_cli(["card", str(folder)])
+    assert code == 2 and "eval_results.json: field 'sts': expected an object, got int" in text, text

@@ -71,6 +71,7 @@ def test_csv_tsv_jsonl_columns(tmp_path):
     ("a.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": "a", "positive": \n', r"a.jsonl:2: malformed JSON"),
     ("a.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": "c", "positive": ""}\n', r"a.jsonl:2: empty positive"),
     ("a.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": "c"}\n', r"a.jsonl:2: missing field 'positive'"),
+    ("a.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": "c", "positive": null}\n', r"a.jsonl:2: null in field 'positive'"),
     ("a.tsv", "anchor\tpositive\na\tb\tc\n", r"a.tsv:2: 3 fields, the header has 2"),
 ])
 def test_table_errors_name_file_and_line(tmp_path, name, content, match):

@@ -185,3 +185,27 @@ def test_export_into_the_folder_itself(tiny_model_dir, tmp_path):
     assert cosines(ref, Encoder.load(folder, backend="onnx").encode(TEXTS)).min() >= 0.9999
     with pytest.raises(ModelError, match="pooler_output"):
         Encoder.load(folder, backend="onnx", pooling="cls")
+
+
+@pytest.mark.parametrize("into", ["output", "itself"])
+def test_a_failed_export_leaves_nothing_behind(tiny_model_dir, tmp_path, monkeypatch, into):
+    """A graph that fails its check (here: an opset ONNX Runtime cannot run) stops with one line, and nothing is
+    left: no copy of the folder at --output, no onnx/model.onnx in the model folder (which `--backend onnx` would pick
+    up), no staging folder."""
+    import decone.export as export
+
+    folder = tmp_path / "model"
+    Encoder.load(tiny_model_dir, pooling="mean", device="cpu").save(folder)
+    before = sorted(p.name for p in folder.iterdir())
+    out = tmp_path / "served" / "copy" if into == "output" else None
+    code, text = run_cli(["export", str(folder), "--opset", "99", *(["--output", str(out)] if out else [])])
+    assert code == 2 and "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert not (tmp_path / "served").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left beside it
+    # the check itself failing (a mismatch with torch) after a successful export: the same
+    monkeypatch.setattr(export, "check_onnx", lambda enc, path: (_ for _ in ()).throw(ModelError(f"{path}: mismatch")))
+    with pytest.raises(ModelError, match="mismatch"):
+        export_onnx(folder, output=out)
+    assert sorted(p.name for p in folder.iterdir()) == before and not (tmp_path / "served").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

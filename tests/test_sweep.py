@@ -69,7 +69,7 @@ def test_sweep_runs_the_product_and_resumes(tiny_model_dir, tmp_path):
 
 def test_a_sweep_whose_first_run_failed_can_be_rerun_with_other_settings(tiny_model_dir, tmp_path, monkeypatch):
     """The fixed settings are kept once a run has finished: a sweep that failed before that (bad data, a crash) may
-    be corrected and rerun into the same folder."""
+    be corrected and rerun into the same folder; a folder the failed sweep made itself is removed, not left empty."""
     import decone.train as train
 
     data, dev = _sentences_and_dev(tmp_path)
@@ -82,7 +82,11 @@ def test_a_sweep_whose_first_run_failed_can_be_rerun_with_other_settings(tiny_mo
     monkeypatch.setattr(train, "fit", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05]}, tmp_path / "sw", base=dict(base))
-    assert not (tmp_path / "sw" / "sweep_settings.json").exists()
+    assert not (tmp_path / "sw").exists()  # the folder it made is gone with its failed first run
+    (tmp_path / "sw").mkdir()  # a folder the user made is kept
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05]}, tmp_path / "sw", base=dict(base))
+    assert (tmp_path / "sw").is_dir() and not (tmp_path / "sw" / "sweep_settings.json").exists()
     monkeypatch.setattr(train, "fit", real_fit)
     rows = sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05]}, tmp_path / "sw",
                  base=dict(base, lr=1e-4))

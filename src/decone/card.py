@@ -466,8 +466,44 @@ def read_info(folder: str | os.PathLike) -> dict:
         raise ModelError(f"{path}: not valid JSON ({exc})") from None
     ev = folder / EVAL_FILE
     if ev.is_file() and "eval" not in info:
-        info["eval"] = json.loads(ev.read_text())
+        info["eval"] = _read_eval_file(ev)
     return info
+
+
+#: the groups of ``decone eval`` results a card renders, and the per-task/set mapping inside each
+_EVAL_GROUPS = {"sts": "tasks", "words": "sets", "transfer": "tasks"}
+
+
+def check_eval_row(row: Any, where: str, error: type[Exception] = ConfigError) -> dict:
+    """``row`` if it has the shape of one model's ``decone eval`` results (an object whose ``sts``, ``words`` and
+    ``transfer`` groups, where present, are objects with an object of tasks/sets); else ``error`` naming ``where`` and
+    the field, so that a hand-edited or foreign file stops with one line before anything is written."""
+    if not isinstance(row, dict):
+        raise error(f"{where}: expected a JSON object of `decone eval` results, got {type(row).__name__}")
+    for group, inner in _EVAL_GROUPS.items():
+        value = row.get(group)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise error(f"{where}: field '{group}': expected an object, got {type(value).__name__}")
+        entries = value.get(inner)
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            raise error(f"{where}: field '{group}.{inner}': expected an object, got {type(entries).__name__}")
+        for name, entry in entries.items():
+            if not isinstance(entry, dict) and not (group == "sts" and isinstance(entry, (int, float))):
+                raise error(f"{where}: field '{group}.{inner}.{name}': expected an object, got {type(entry).__name__}")
+    return row
+
+
+def _read_eval_file(path: Path) -> dict:
+    """A model folder's ``eval_results.json``, checked; ModelError naming it where it is not valid."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc}); fix or delete it, then run `decone card` again") from None
+    return check_eval_row(data, str(path), ModelError)
 
 
 def write_card(folder: str | os.PathLike, info: dict | None = None, repo_id: str | None = None, **kwargs) -> Path:
@@ -494,17 +530,24 @@ def model_row(results: dict | str | os.PathLike, folder: str | os.PathLike | Non
             results = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not a decone eval JSON file ({exc})") from None
+        where = str(path)
+    else:
+        where = "the eval results"
+    if not isinstance(results, dict):
+        raise ConfigError(f"{where}: expected a JSON object of `decone eval` results, got {type(results).__name__}")
     models = results.get("models")
     if models is None:
-        return results
+        return check_eval_row(results, where)
+    if not isinstance(models, list) or not all(isinstance(row, dict) for row in models):
+        raise ConfigError(f"{where}: field 'models': expected a list of objects (one per model)")
     if folder is not None:
         want = Path(folder).resolve()
-        for row in models:
+        for k, row in enumerate(models):
             src = row.get("source")
             if src and Path(src).exists() and Path(src).resolve() == want:
-                return row
+                return check_eval_row(row, f"{where}: models[{k}]")
     if len(models) == 1:
-        return models[0]
+        return check_eval_row(models[0], f"{where}: models[0]")
     raise ConfigError(f"the eval results hold {len(models)} models and none is {folder}; evaluate this model alone")
 
 
@@ -514,7 +557,7 @@ def update_card(folder: str | os.PathLike, eval_results: dict | str | os.PathLik
     folder = Path(folder)
     row = model_row(eval_results, folder)
     path = folder / EVAL_FILE
-    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged = _read_eval_file(path) if path.is_file() else {}
     merged.update({k: v for k, v in row.items() if k not in ("label", "source", "load_seconds", "pooling")})
     tmp = folder / f".{EVAL_FILE}.tmp"
     tmp.write_text(json.dumps(merged, indent=2) + "\n")

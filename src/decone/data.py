@@ -329,7 +329,8 @@ def read_table(
         for role, column in wanted:
             value = record.get(column)
             if value is None:
-                raise DataError(f"{path}:{number}: missing field {column!r}")
+                said = "missing field" if column not in record else "null in field"
+                raise DataError(f"{path}:{number}: {said} {column!r}")
             value = cell_text(value, path, number, column).strip()
             if not value:
                 raise DataError(f"{path}:{number}: empty {role} (column {column!r})")

@@ -25,6 +25,7 @@ import io
 import logging
 import os
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def export_onnx(
         quantize: ``None`` (fp32 only), ``"int8"`` (also an int8 copy for this CPU) or one of arm64, avx2, avx512,
             avx512_vnni.
         output: write a copy of the model folder here (without ``checkpoint/`` and ``runs/``) and the ONNX files in
-            its ``onnx/``; default: ``folder/onnx/``.
+            its ``onnx/``; default: ``folder/onnx/``. Nothing is written there unless the export succeeds and
+            passes its check.
         opset: the ONNX opset (18 is the exporter's lowest).
         verify: compare the fp32 graph with torch on padded batches; a mismatch raises :class:`ModelError`.
 
@@ -98,21 +100,36 @@ def export_onnx(
         raise ModelError(
             f"{src}: pooling {enc.pooling!r} reads two hidden layers and cannot be exported as one ONNX graph "
             "(sentence-transformers' ONNX backend reads last_hidden_state only); use cls, cls_before_pooler or mean")
-    target = src
-    if output is not None:
-        target = Path(output)
-        if target.resolve() != src.resolve():
-            _copy_folder(src, target)
-    onnx_dir = target / ONNX_DIR
-    onnx_dir.mkdir(parents=True, exist_ok=True)
-    fp32 = onnx_dir / ONNX_FILE
-    _export_fp32(enc, fp32, opset)
-    if verify:
-        check_onnx(enc, fp32)
-    written = [fp32]
-    if arch is not None:
-        written.append(quantize_onnx(fp32, arch))
-    return written
+    target = src if output is None else Path(output)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"--output {target}: is a file, expected a folder")
+    # built in a staging folder beside the target and moved into place only once checked (and quantised), so that
+    # a failed export leaves no graph behind (an unchecked model.onnx would be picked up by `--backend onnx`) and
+    # no half-made copy of the folder
+    anchor = next(parent for parent in (target, *target.parents) if parent.exists())
+    staging = Path(tempfile.mkdtemp(prefix=".decone-export-", dir=anchor))
+    try:
+        staged = [staging / ONNX_FILE]
+        _export_fp32(enc, staged[0], opset)
+        if verify:
+            check_onnx(enc, staged[0])
+        if arch is not None:
+            staged.append(quantize_onnx(staged[0], arch))
+        created = not target.exists()
+        try:
+            if target.resolve() != src.resolve():
+                _copy_folder(src, target)
+            onnx_dir = target / ONNX_DIR
+            onnx_dir.mkdir(parents=True, exist_ok=True)
+            for f in sorted(staging.iterdir()):  # the graphs and any external-data files beside them
+                shutil.move(str(f), str(onnx_dir / f.name))
+        except BaseException:
+            if created:
+                shutil.rmtree(target, ignore_errors=True)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [onnx_dir / f.name for f in staged]
 
 
 def _export_fp32(enc, path: Path, opset: int) -> None:
@@ -260,8 +277,6 @@ def quantize_onnx(fp32: str | os.PathLike, arch: str = "avx2") -> Path:
 
 
 def _copy_folder(src: Path, dst: Path) -> None:
-    if dst.exists() and not dst.is_dir():
-        raise ConfigError(f"--output {dst}: is a file, expected a folder")
     dst.mkdir(parents=True, exist_ok=True)
     for entry in src.iterdir():
         if entry.name in _SKIP_ON_COPY or entry.name.startswith("."):

@@ -142,42 +142,48 @@ def sweep(
     _check_settings(out, fixed)
     probe_texts, dev_pairs = default_probe(probe_pairs, 0, probe_data)
     probe = DynamicsCallback(0, probe_texts, dev_pairs, plot=False)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     log = out / "sweep.jsonl"
-    rows = _read_rows(log)
-    done = {r["id"] for r in rows}
-    todo = [(p, s) for p in points for s in range(seeds) if run_id(p, s) not in done]
-    _say(console, f"sweep: {len(points)} grid points x {seeds} seeds = {len(points) * seeds} runs, {len(todo)} to do")
-    for number, (point, seed) in enumerate(todo, start=1):
-        rid = run_id(point, seed)
-        run_dir = out / "runs" / rid.replace(",", "_").replace("=", "-")
-        _say(console, f"[{number}/{len(todo)}] {rid}")
-        settings = {**base, **point, "seed": base.get("seed", 42) + seed, "overwrite": True}
-        batch = TrainConfig(method=method, model=model, **settings).resolved().batch_size
-        if sentences is not None:
-            if batch is None:
-                raise ConfigError(f"--sentences: {method} runs in stages with batch sizes of their own; give --max-steps")
-            settings["max_steps"] = max(1, sentences // batch)
-        cfg = TrainConfig(method=method, model=model, data=data, output=str(run_dir), **settings)
-        tracker = DynamicsCallback(max(1, settings["max_steps"] // dynamics), probe_texts, dev_pairs, plot=False) \
-            if dynamics else None
-        t0 = time.perf_counter()
-        summary = fit(cfg, callbacks=[tracker] if tracker else (), console=console)
-        encoder = Encoder.load(run_dir)
-        row = {"id": rid, **point, "seed": seed, **probe.probe(encoder), "final_loss": summary["final_loss"],
-               "steps": summary["steps"],
-               "train_seconds": round(time.perf_counter() - t0, 1), "sentences_per_s": summary["sentences_per_s"]}
-        if tracker:
-            row["dynamics"] = [{"step": h["step"], "examples": h["step"] * (batch or 0),
-                                **{k: h[k] for k, _ in METRICS if k in h}} for h in tracker.history]
-        if not keep_models:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        with open(log, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        _write_settings(out, fixed)  # once a run is in: a sweep that failed before its first run can be corrected
-        rows.append(row)
+    try:
+        rows = _read_rows(log)
+        done = {r["id"] for r in rows}
+        todo = [(p, s) for p in points for s in range(seeds) if run_id(p, s) not in done]
+        _say(console, f"sweep: {len(points)} grid points x {seeds} seeds = {len(points) * seeds} runs, {len(todo)} to do")
+        for number, (point, seed) in enumerate(todo, start=1):
+            rid = run_id(point, seed)
+            run_dir = out / "runs" / rid.replace(",", "_").replace("=", "-")
+            _say(console, f"[{number}/{len(todo)}] {rid}")
+            settings = {**base, **point, "seed": base.get("seed", 42) + seed, "overwrite": True}
+            batch = TrainConfig(method=method, model=model, **settings).resolved().batch_size
+            if sentences is not None:
+                if batch is None:
+                    raise ConfigError(f"--sentences: {method} runs in stages with batch sizes of their own; give --max-steps")
+                settings["max_steps"] = max(1, sentences // batch)
+            cfg = TrainConfig(method=method, model=model, data=data, output=str(run_dir), **settings)
+            tracker = DynamicsCallback(max(1, settings["max_steps"] // dynamics), probe_texts, dev_pairs, plot=False) \
+                if dynamics else None
+            t0 = time.perf_counter()
+            summary = fit(cfg, callbacks=[tracker] if tracker else (), console=console)
+            encoder = Encoder.load(run_dir)
+            row = {"id": rid, **point, "seed": seed, **probe.probe(encoder), "final_loss": summary["final_loss"],
+                   "steps": summary["steps"],
+                   "train_seconds": round(time.perf_counter() - t0, 1), "sentences_per_s": summary["sentences_per_s"]}
+            if tracker:
+                row["dynamics"] = [{"step": h["step"], "examples": h["step"] * (batch or 0),
+                                    **{k: h[k] for k, _ in METRICS if k in h}} for h in tracker.history]
+            if not keep_models:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            with open(log, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            _write_settings(out, fixed)  # once a run is in: a sweep that failed before its first run can be corrected
+            rows.append(row)
+            write_report(rows, list(grid), out)
         write_report(rows, list(grid), out)
-    write_report(rows, list(grid), out)
+    except BaseException:
+        if created and not log.exists():  # failed before its first run was in (bad data, say): leave no empty folder
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return rows
 
 
