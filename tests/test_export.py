@@ -200,12 +200,21 @@ def test_a_failed_export_leaves_nothing_behind(tiny_model_dir, tmp_path, monkeyp
     out = tmp_path / "served" / "copy" if into == "output" else None
     code, text = run_cli(["export", str(folder), "--opset", "99", *(["--output", str(out)] if out else [])])
     assert code == 2 and "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    assert f"{folder}: ONNX export not kept, nothing was written: ONNX Runtime cannot load it" in text, text
+    assert ".decone-export-" not in text  # the staging folder, gone, is not named
     assert sorted(p.name for p in folder.iterdir()) == before
     assert not (tmp_path / "served").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left beside it
     # the check itself failing (a mismatch with torch) after a successful export: the same
     monkeypatch.setattr(export, "check_onnx", lambda enc, path: (_ for _ in ()).throw(ModelError(f"{path}: mismatch")))
-    with pytest.raises(ModelError, match="mismatch"):
+    with pytest.raises(ModelError, match="ONNX export not kept, nothing was written: mismatch"):
         export_onnx(folder, output=out)
     assert sorted(p.name for p in folder.iterdir()) == before and not (tmp_path / "served").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    if out is not None:  # a failure while the checked graph is moved into a new copy: the copy and its parents go
+        monkeypatch.undo()
+        monkeypatch.setattr(export.shutil, "move", lambda a, b: (_ for _ in ()).throw(OSError(28, "No space left")))
+        with pytest.raises(OSError):
+            export_onnx(folder, output=out)
+        assert not (tmp_path / "served").exists() and [p.name for p in tmp_path.iterdir()] == ["model"]
+        assert sorted(p.name for p in folder.iterdir()) == before

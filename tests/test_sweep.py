@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +84,20 @@ def test_a_sweep_whose_first_run_failed_can_be_rerun_with_other_settings(tiny_mo
     with pytest.raises(RuntimeError, match="simulated crash"):
         sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05]}, tmp_path / "sw", base=dict(base))
     assert not (tmp_path / "sw").exists()  # the folder it made is gone with its failed first run
+    with pytest.raises(RuntimeError, match="simulated crash"):  # and the folders above it that it made too
+        sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05]}, tmp_path / "new" / "sw", base=dict(base))
+    assert not (tmp_path / "new").exists()
+
+    def crash_after_a_checkpoint(cfg, *args, **kwargs):  # as an interrupted run: its checkpoint stays to resume from
+        (Path(cfg.output) / "checkpoint").mkdir(parents=True)
+        (Path(cfg.output) / "checkpoint" / "model.safetensors").write_bytes(b"x")
+        raise RuntimeError("simulated crash after a checkpoint")
+
+    monkeypatch.setattr(train, "fit", crash_after_a_checkpoint)
+    with pytest.raises(RuntimeError, match="after a checkpoint"):
+        sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05]}, tmp_path / "kept", base=dict(base))
+    assert list((tmp_path / "kept").rglob("model.safetensors"))
+    monkeypatch.setattr(train, "fit", crash)
     (tmp_path / "sw").mkdir()  # a folder the user made is kept
     with pytest.raises(RuntimeError, match="simulated crash"):
         sweep("simcse", str(tiny_model_dir), str(data), {"temperature": [0.05]}, tmp_path / "sw", base=dict(base))

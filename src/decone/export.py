@@ -103,6 +103,7 @@ def export_onnx(
     target = src if output is None else Path(output)
     if target.exists() and not target.is_dir():
         raise ConfigError(f"--output {target}: is a file, expected a folder")
+    made = [p for p in (target, *target.parents) if not p.exists()]  # what a failure must remove again (outermost last)
     # built in a staging folder beside the target and moved into place only once checked (and quantised), so that
     # a failed export leaves no graph behind (an unchecked model.onnx would be picked up by `--backend onnx`) and
     # no half-made copy of the folder
@@ -111,11 +112,14 @@ def export_onnx(
     try:
         staged = [staging / ONNX_FILE]
         _export_fp32(enc, staged[0], opset)
-        if verify:
-            check_onnx(enc, staged[0])
-        if arch is not None:
-            staged.append(quantize_onnx(staged[0], arch))
-        created = not target.exists()
+        try:
+            if verify:
+                check_onnx(enc, staged[0])
+            if arch is not None:
+                staged.append(quantize_onnx(staged[0], arch))
+        except ModelError as exc:  # it names the staged file, which is removed below: name the model instead
+            reason = str(exc).removeprefix(f"{staged[0]}: ").replace(str(staged[0]), "the graph")
+            raise ModelError(f"{src}: ONNX export not kept, nothing was written: {reason}") from None
         try:
             if target.resolve() != src.resolve():
                 _copy_folder(src, target)
@@ -124,8 +128,8 @@ def export_onnx(
             for f in sorted(staging.iterdir()):  # the graphs and any external-data files beside them
                 shutil.move(str(f), str(onnx_dir / f.name))
         except BaseException:
-            if created:
-                shutil.rmtree(target, ignore_errors=True)
+            if made:  # the copy (and the folders above it) this call created; nothing that was there before
+                shutil.rmtree(made[-1], ignore_errors=True)
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -236,7 +240,7 @@ def check_onnx(enc, path: Path, min_cosine: float = VERIFY_MIN_COSINE) -> float:
             worst = min(worst, float(torch.nn.functional.cosine_similarity(ref.pooler_output, got.pooler_output).min()))
     if not np.isfinite(worst) or worst < min_cosine:
         raise ModelError(f"{path}: the ONNX graph does not reproduce the torch model (worst token cosine {worst:.6f} "
-                         f"< {min_cosine}); the file was written but should not be used")
+                         f"< {min_cosine}); do not serve it")
     return worst
 
 

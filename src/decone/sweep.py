@@ -142,7 +142,7 @@ def sweep(
     _check_settings(out, fixed)
     probe_texts, dev_pairs = default_probe(probe_pairs, 0, probe_data)
     probe = DynamicsCallback(0, probe_texts, dev_pairs, plot=False)
-    created = not out.exists()
+    made = [p for p in (out, *out.parents) if not p.exists()]  # the folders this sweep creates (outermost last)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "sweep.jsonl"
     try:
@@ -181,8 +181,10 @@ def sweep(
             write_report(rows, list(grid), out)
         write_report(rows, list(grid), out)
     except BaseException:
-        if created and not log.exists():  # failed before its first run was in (bad data, say): leave no empty folder
-            shutil.rmtree(out, ignore_errors=True)
+        # failed before anything was kept (bad data, a crash before the first checkpoint): leave no empty folders.
+        # A checkpoint of an interrupted run, a kept model or a finished run's row are files: the folder stays.
+        if made and not any(f.is_file() for f in out.rglob("*")):
+            shutil.rmtree(made[-1], ignore_errors=True)
         raise
     return rows
 

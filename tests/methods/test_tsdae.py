@@ -133,10 +133,10 @@ def test_checkpoint_with_tied_weights_resumes(tiny_model_dir, tmp_path):
                                saved["encoder.model.embeddings.word_embeddings.weight"])
 
 
-def test_lora_is_refused_with_the_reason(tiny_model_dir, tmp_path):
+def test_lora_is_refused_with_a_tied_decoder_and_runs_with_an_untied_one(tiny_model_dir, tmp_path):
     """The decoder is tied to the encoder's weight tensors: LoRA would freeze them and its adapters would not reach the
     decoder (its linear layers are its own modules), so the run would not be TSDAE; refused before anything is
-    written."""
+    written. An untied decoder is a model of its own, and LoRA runs."""
     from decone.train import TrainConfig, fit
     from tests.methods.helpers import write_corpus
 
@@ -144,3 +144,9 @@ def test_lora_is_refused_with_the_reason(tiny_model_dir, tmp_path):
         fit(TrainConfig(method="tsdae", model=str(tiny_model_dir), data=str(write_corpus(tmp_path)),
                         output=str(tmp_path / "out"), max_steps=1, batch_size=8, bf16=False, max_length=32, lora_r=2))
     assert not (tmp_path / "out").exists()
+    pytest.importorskip("peft", reason="LoRA needs the decoders extra (peft)")
+    # untied, the decoder is a model of its own: LoRA adapts the encoder and the run trains
+    fit(TrainConfig(method="tsdae", model=str(tiny_model_dir), data=str(write_corpus(tmp_path)),
+                    output=str(tmp_path / "untied"), max_steps=1, batch_size=8, bf16=False, max_length=32, lora_r=2,
+                    options={"tie_encoder_decoder": False}))
+    assert (tmp_path / "untied" / "model.safetensors").exists()

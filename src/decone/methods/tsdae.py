@@ -87,13 +87,15 @@ class TSDAE(Objective):
     gradcache_refusal = ("its loss decodes each sentence's tokens from its embedding, not a function of the "
                          "embeddings alone (and, per example, needs no large batch)")
     distributed_refusal = "its decoder loss has not been verified on several processes yet"
-    lora_refusal = ("its decoder shares the encoder's weight tensors, which LoRA freezes; its adapters would not reach "
-                    "the decoder, which would then decode with the untrained base (a different method from TSDAE's "
-                    "tied encoder-decoder)")
+    #: with the decoder tied (the default); an untied decoder is a model of its own, which LoRA leaves alone
+    TIED_LORA_REFUSAL = ("its decoder shares the encoder's weight tensors, which LoRA freezes; its adapters would not "
+                         "reach the decoder, which would then decode with the untrained base (a different method from "
+                         "TSDAE's tied encoder-decoder; --set tie_encoder_decoder=false unties them)")
 
     def __init__(self, tie_encoder_decoder: bool = True):
         super().__init__()
         self.tie_encoder_decoder = tie_encoder_decoder
+        self.lora_refusal = self.TIED_LORA_REFUSAL if tie_encoder_decoder else None
         self.decoder: nn.Module | None = None
 
     def setup(self, model, data) -> None:
